@@ -1,0 +1,90 @@
+// `causeway start`: the main thread runs the config pipeline and the Status API; worker threads serve traffic.
+import type { Server } from 'node:http';
+import { httpListeners, loadNodeConfig, workerCount, type NodeConfig } from '../conf/index.ts';
+import { startStatusServer } from '../status/server.ts';
+import { log, setLogLevel } from '../util/log.ts';
+import { VERSION } from '../util/version.ts';
+import { shutdownGraceMs } from '../workers/settings.ts';
+import { WorkerSupervisor } from '../workers/supervisor.ts';
+import { FileConfigPipeline } from './config-pipeline.ts';
+import { configSource } from './provider.ts';
+
+export async function start(configPath: string | undefined): Promise<void> {
+  const loaded = loadNodeConfig(configPath);
+  let config = loaded.config;
+  setLogLevel(config.nginx_config.error_log_level);
+  const source = configSource(config, loaded.dir);
+  if (source.kind === 'unavailable') throw new Error(source.reason);
+
+  const pipeline = new FileConfigPipeline(source.path, source.format);
+  pipeline.reload();
+  const listeners = httpListeners(config);
+  const supervisor = new WorkerSupervisor({
+    count: workerCount(config),
+    config,
+    listeners,
+    reusePort: config.apisix.enable_reuseport && process.platform === 'linux',
+    currentState: () => pipeline.state(),
+  });
+  pipeline.onChange = (events, version) => supervisor.broadcast(events, version);
+  await supervisor.start();
+  pipeline.watch();
+
+  let statusServer: Server | undefined;
+  if (config.apisix.status) {
+    const { ip = '127.0.0.1', port = 7085 } = config.apisix.status;
+    statusServer = await startStatusServer(ip, port, {
+      notReadyReason: () => (supervisor.allApplied(pipeline.version) ? undefined : 'not every worker has received the current configuration'),
+    });
+  }
+  const where = listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ');
+  log('notice', `causeway ${VERSION} started: ${supervisor.workerCount} worker(s) listening on ${where}; config from ${source.path}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    const grace = shutdownGraceMs(config);
+    log('notice', `${signal} received: finishing in-flight requests (up to ${grace / 1000}s)`);
+    pipeline.close();
+    statusServer?.close();
+    await supervisor.stop(grace);
+    log('notice', 'stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    config = reloadSettings(loaded.path, config, supervisor);
+    pipeline.reload();
+  });
+}
+
+/** SIGHUP: re-read config.yaml and apply what can change live; the rest needs a restart. */
+function reloadSettings(path: string | undefined, current: NodeConfig, supervisor: WorkerSupervisor): NodeConfig {
+  let next: NodeConfig;
+  try {
+    next = loadNodeConfig(path).config;
+  } catch (err) {
+    log('error', `SIGHUP: ${(err as Error).message}; keeping the running configuration`);
+    return current;
+  }
+  const restartOnly: Array<[string, unknown, unknown]> = [
+    ['apisix.node_listen', current.apisix.node_listen, next.apisix.node_listen],
+    ['apisix.enable_ipv6', current.apisix.enable_ipv6, next.apisix.enable_ipv6],
+    ['apisix.router.http', current.apisix.router.http, next.apisix.router.http],
+    ['nginx_config.worker_processes', current.nginx_config.worker_processes, next.nginx_config.worker_processes],
+    ['deployment', current.deployment, next.deployment],
+    ['apisix.status', current.apisix.status, next.apisix.status],
+  ];
+  for (const [key, a, b] of restartOnly) {
+    if (JSON.stringify(a) !== JSON.stringify(b)) log('warn', `SIGHUP: ${key} changed; it takes effect after a restart`);
+  }
+  // Keep what needs a restart as it runs; take the rest.
+  const applied: NodeConfig = { ...next, apisix: { ...next.apisix, node_listen: current.apisix.node_listen, enable_ipv6: current.apisix.enable_ipv6, router: current.apisix.router, status: current.apisix.status }, deployment: current.deployment };
+  applied.nginx_config = { ...next.nginx_config, worker_processes: current.nginx_config.worker_processes };
+  setLogLevel(applied.nginx_config.error_log_level);
+  supervisor.updateSettings(applied);
+  log('notice', 'SIGHUP: configuration reloaded');
+  return applied;
+}

@@ -1,0 +1,26 @@
+// `causeway validate`: config.yaml, then the declarative file; every problem printed, exit 1 on any.
+import { loadNodeConfig } from '../conf/index.ts';
+import { checkResource } from '../snapshot/check.ts';
+import { readStandaloneFile } from '../store/standalone.ts';
+import { configSource } from './provider.ts';
+
+export function validate(configPath: string | undefined, out: (line: string) => void): boolean {
+  const loaded = loadNodeConfig(configPath);
+  out(`${loaded.path ?? 'built-in defaults'}: ok`);
+  const source = configSource(loaded.config, loaded.dir);
+  if (source.kind === 'unavailable') {
+    out(`note: ${source.reason}`);
+    return true;
+  }
+  const result = readStandaloneFile(source.path, source.format, checkResource);
+  if (result.fileError) {
+    out(result.fileError);
+    return false;
+  }
+  const errors = result.problems.filter((p) => !p.includes('is not supported by this version yet'));
+  for (const p of result.problems) out(p);
+  if (errors.length > 0) return false;
+  const set = result.set!;
+  out(`${source.path}: ok (${set.routes.size} routes, ${set.services.size} services, ${set.upstreams.size} upstreams)`);
+  return true;
+}

@@ -1,0 +1,189 @@
+// The upstream resource: nodes, balancer, retries, timeouts, host handling, keep-alive pool.
+import { hostSchema, metadataProperties, timeoutSchema, type Metadata, type Timeout } from './common.ts';
+
+const nodeArrayItem = {
+  type: 'object',
+  properties: {
+    host: { type: 'string', minLength: 1 },
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    weight: { type: 'integer', minimum: 0 },
+    priority: { type: 'integer', default: 0 },
+    metadata: { type: 'object' },
+  },
+  required: ['host', 'weight'],
+} as const;
+
+const healthStatuses = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'integer', minimum: 200, maximum: 599 } } as const;
+
+const activeCheck = {
+  type: 'object',
+  properties: {
+    type: { enum: ['http', 'https', 'tcp'], default: 'http' },
+    timeout: { type: 'number', default: 1 },
+    concurrency: { type: 'integer', default: 10 },
+    host: hostSchema,
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    http_path: { type: 'string', default: '/' },
+    http_method: { type: 'string' },
+    http_req_body: { type: 'string' },
+    https_verify_certificate: { type: 'boolean', default: true },
+    req_headers: { type: 'array', minItems: 1, items: { type: 'string', uniqueItems: true } },
+    healthy: {
+      type: 'object',
+      properties: {
+        interval: { type: 'integer', minimum: 1, default: 1 },
+        http_statuses: healthStatuses,
+        successes: { type: 'integer', minimum: 1, maximum: 254, default: 2 },
+      },
+    },
+    unhealthy: {
+      type: 'object',
+      properties: {
+        interval: { type: 'integer', minimum: 1, default: 1 },
+        http_statuses: healthStatuses,
+        http_failures: { type: 'integer', minimum: 1, maximum: 254, default: 5 },
+        tcp_failures: { type: 'integer', minimum: 1, maximum: 254, default: 2 },
+        timeouts: { type: 'integer', minimum: 1, maximum: 254, default: 3 },
+      },
+    },
+  },
+} as const;
+
+const passiveCheck = {
+  type: 'object',
+  properties: {
+    type: { enum: ['http', 'https', 'tcp'], default: 'http' },
+    healthy: {
+      type: 'object',
+      properties: { http_statuses: healthStatuses, successes: { type: 'integer', minimum: 0, maximum: 254 } },
+    },
+    unhealthy: {
+      type: 'object',
+      properties: {
+        http_statuses: healthStatuses,
+        tcp_failures: { type: 'integer', minimum: 0, maximum: 254 },
+        timeouts: { type: 'integer', minimum: 0, maximum: 254 },
+        http_failures: { type: 'integer', minimum: 0, maximum: 254 },
+      },
+    },
+  },
+} as const;
+
+export const upstreamSchema = {
+  type: 'object',
+  description: 'A set of backend nodes and how to reach them.',
+  properties: {
+    ...metadataProperties,
+    type: { type: 'string', enum: ['roundrobin', 'chash', 'ewma', 'least_conn'], default: 'roundrobin', description: 'Load balancer.' },
+    nodes: {
+      anyOf: [
+        { type: 'object', patternProperties: { '.*': { type: 'integer', minimum: 0 } }, description: '`"host:port": weight` map.' },
+        { type: 'array', items: nodeArrayItem, description: 'Nodes with weight and priority tiers.' },
+      ],
+    },
+    service_name: { type: 'string', minLength: 1, maxLength: 256 },
+    discovery_type: { type: 'string' },
+    discovery_args: { type: 'object' },
+    hash_on: { type: 'string', enum: ['vars', 'header', 'cookie', 'consumer', 'vars_combinations'], default: 'vars' },
+    key: { type: 'string', description: 'chash key (a variable, header or cookie name, or a `$var` template).' },
+    retries: { type: 'integer', minimum: 0, description: 'Retries on another node; default: number of nodes - 1.' },
+    retry_timeout: { type: 'number', minimum: 0, default: 0, description: 'Total time budget for retries in seconds (0 = none).' },
+    timeout: timeoutSchema,
+    scheme: { type: 'string', enum: ['http', 'https', 'grpc', 'grpcs', 'tcp', 'tls', 'udp', 'kafka'], default: 'http' },
+    pass_host: { type: 'string', enum: ['pass', 'node', 'rewrite'], default: 'pass' },
+    upstream_host: hostSchema,
+    keepalive_pool: {
+      type: 'object',
+      properties: {
+        size: { type: 'integer', minimum: 1, default: 320 },
+        idle_timeout: { type: 'number', minimum: 0, default: 60 },
+        requests: { type: 'integer', minimum: 1, default: 1000 },
+      },
+      additionalProperties: false,
+    },
+    tls: {
+      type: 'object',
+      properties: {
+        client_cert_id: { anyOf: [{ type: 'string' }, { type: 'integer' }] },
+        client_cert: { type: 'string', minLength: 128, maxLength: 65536 },
+        client_key: { type: 'string', minLength: 64, maxLength: 65536 },
+        verify: { type: 'boolean', default: false },
+      },
+      dependentRequired: { client_cert: ['client_key'], client_key: ['client_cert'] },
+    },
+    checks: {
+      type: 'object',
+      properties: { active: activeCheck, passive: passiveCheck },
+      required: ['active'],
+    },
+  },
+  oneOf: [{ required: ['nodes'] }, { required: ['service_name', 'discovery_type'] }],
+  additionalProperties: false,
+} as const;
+
+export interface UpstreamNodeSpec {
+  host: string;
+  port?: number;
+  weight: number;
+  priority?: number;
+  metadata?: Record<string, unknown>;
+}
+
+export interface Upstream extends Metadata {
+  type?: 'roundrobin' | 'chash' | 'ewma' | 'least_conn';
+  nodes?: Record<string, number> | UpstreamNodeSpec[];
+  service_name?: string;
+  discovery_type?: string;
+  hash_on?: 'vars' | 'header' | 'cookie' | 'consumer' | 'vars_combinations';
+  key?: string;
+  retries?: number;
+  retry_timeout?: number;
+  timeout?: Timeout;
+  scheme?: 'http' | 'https' | 'grpc' | 'grpcs' | 'tcp' | 'tls' | 'udp' | 'kafka';
+  pass_host?: 'pass' | 'node' | 'rewrite';
+  upstream_host?: string;
+  keepalive_pool?: { size?: number; idle_timeout?: number; requests?: number };
+  tls?: { client_cert_id?: string | number; client_cert?: string; client_key?: string; verify?: boolean };
+  checks?: { active?: Record<string, unknown>; passive?: Record<string, unknown> };
+}
+
+const CHASH_VARS_KEY = /^((uri|server_name|server_addr|request_uri|remote_port|remote_addr|query_string|host|hostname|mqtt_client_id)|arg_[0-9a-zA-z_-]+)$/;
+const CHASH_HEADER_KEY = /^[a-zA-Z0-9-_]+$/;
+
+/** Checks APISIX applies beyond the JSON schema (apache/apisix: apisix/upstream.lua). */
+export function checkUpstream(up: Upstream): string | undefined {
+  if (up.pass_host === 'rewrite' && !up.upstream_host) return '`upstream_host` can\'t be empty when `pass_host` is `rewrite`';
+  if (up.nodes && !Array.isArray(up.nodes)) {
+    for (const addr of Object.keys(up.nodes)) {
+      const err = checkNodeAddress(addr);
+      if (err) return err;
+    }
+  }
+  if (up.type === 'chash') {
+    const hashOn = up.hash_on ?? 'vars';
+    if (hashOn !== 'consumer' && !up.key) return 'missing key';
+    if (hashOn === 'vars' && !CHASH_VARS_KEY.test(up.key!)) return `invalid configuration: key ${up.key} is not a valid variable for hash_on vars`;
+    if ((hashOn === 'header' || hashOn === 'cookie') && !CHASH_HEADER_KEY.test(up.key!)) return `invalid configuration: key ${up.key} is not a valid ${hashOn} name`;
+  }
+  return undefined;
+}
+
+/** Splits a `host:port` node key; IPv6 hosts must be bracketed. */
+export function parseNodeAddress(addr: string): { host: string; port: number | undefined } {
+  if (addr.startsWith('[')) {
+    const end = addr.indexOf(']');
+    const rest = addr.slice(end + 1);
+    return { host: addr.slice(1, end), port: rest.startsWith(':') ? Number(rest.slice(1)) : undefined };
+  }
+  const colon = addr.lastIndexOf(':');
+  if (colon === -1) return { host: addr, port: undefined };
+  return { host: addr.slice(0, colon), port: Number(addr.slice(colon + 1)) };
+}
+
+function checkNodeAddress(addr: string): string | undefined {
+  if (!addr.startsWith('[') && addr.indexOf(':') !== addr.lastIndexOf(':')) return 'IPv6 address must be enclosed with \'[\' and \']\'';
+  if (addr.startsWith('[') && addr.indexOf(']') === -1) return 'IPv6 address must be enclosed with \'[\' and \']\'';
+  const { port } = parseNodeAddress(addr);
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) return `invalid port ${addr.slice(addr.lastIndexOf(':') + 1)}`;
+  return undefined;
+}

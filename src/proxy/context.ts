@@ -1,0 +1,154 @@
+// The per-request context: request facts computed once, and the request variables that routes,
+// expressions, balancers and (later) plugins read through `get(name)`.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { VarLookup, VarValue } from '../expr/vars.ts';
+import { parseCookies, parseQuery } from './uri.ts';
+
+export interface ListenerInfo {
+  scheme: 'http' | 'https';
+  port: number;
+}
+
+export class RequestContext implements VarLookup {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly method: string;
+  /** The request-target as the client sent it (`$request_uri`). */
+  readonly requestUri: string;
+  /** Normalised path used for routing (`$uri`). */
+  readonly uri: string;
+  readonly queryString: string;
+  /** Host without port, lower-case (`$host`). */
+  readonly host: string;
+  /** Host header as sent (`$http_host`). */
+  readonly hostHeader: string;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly listener: ListenerInfo;
+  readonly startTime: number;
+  /** Path parameters captured by the router. */
+  params: Record<string, string> | undefined;
+  routeId: string | undefined;
+  routeName: string | undefined;
+  serviceId: string | undefined;
+  serviceName: string | undefined;
+  consumerName: string | undefined;
+  /** The node picked for the current attempt. */
+  balancerIp: string | undefined;
+  balancerPort: number | undefined;
+  upstreamStatus: number | undefined;
+  /** Why the gateway ended the request itself (for the error log). */
+  failureReason: string | undefined;
+  #args: Map<string, string | string[]> | undefined;
+  #cookies: Map<string, string> | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, uri: string, queryString: string, listener: ListenerInfo) {
+    this.req = req;
+    this.res = res;
+    this.method = req.method!;
+    this.requestUri = req.url!;
+    this.uri = uri;
+    this.queryString = queryString;
+    const hostHeader = req.headers.host ?? '';
+    this.hostHeader = hostHeader;
+    this.host = hostWithoutPort(hostHeader).toLowerCase();
+    const socket = req.socket;
+    this.remoteAddr = unmapIpv4(socket.remoteAddress ?? '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.listener = listener;
+    this.startTime = performance.now();
+  }
+
+  /** Balancers read variables through `vars` (the context itself). */
+  get vars(): VarLookup {
+    return this;
+  }
+
+  get(name: string): VarValue {
+    switch (name) {
+      case 'uri':
+        return this.uri;
+      case 'request_uri':
+        return this.requestUri;
+      case 'host':
+        return this.host;
+      case 'request_method':
+        return this.method;
+      case 'remote_addr':
+        return this.remoteAddr;
+      case 'remote_port':
+        return String(this.remotePort);
+      case 'scheme':
+        return this.listener.scheme;
+      case 'server_port':
+        return String(this.listener.port);
+      case 'server_addr':
+        return unmapIpv4(this.req.socket.localAddress ?? '');
+      case 'server_protocol':
+        return `HTTP/${this.req.httpVersion}`;
+      case 'query_string':
+      case 'args':
+        return this.queryString;
+      case 'is_args':
+        return this.queryString ? '?' : '';
+      case 'content_type':
+        return this.req.headers['content-type'];
+      case 'content_length':
+        return this.req.headers['content-length'];
+      case 'http_host':
+        return this.hostHeader;
+      case 'route_id':
+        return this.routeId;
+      case 'route_name':
+        return this.routeName;
+      case 'service_id':
+        return this.serviceId;
+      case 'service_name':
+        return this.serviceName;
+      case 'consumer_name':
+        return this.consumerName;
+      case 'balancer_ip':
+        return this.balancerIp;
+      case 'balancer_port':
+        return this.balancerPort === undefined ? undefined : String(this.balancerPort);
+      case 'upstream_status':
+        return this.upstreamStatus === undefined ? undefined : String(this.upstreamStatus);
+    }
+    if (name.startsWith('http_')) return this.header(name.slice(5).replace(/_/g, '-'));
+    if (name.startsWith('arg_')) {
+      const v = this.args.get(name.slice(4));
+      return Array.isArray(v) ? v[0] : v;
+    }
+    if (name.startsWith('cookie_')) return this.cookies.get(name.slice(7));
+    if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
+    return undefined;
+  }
+
+  /** A request header by lower-case name; repeated headers are joined as nginx does. */
+  header(lowerName: string): string | undefined {
+    const v = this.req.headers[lowerName];
+    return Array.isArray(v) ? v.join(', ') : v;
+  }
+
+  get args(): Map<string, string | string[]> {
+    return (this.#args ??= parseQuery(this.queryString));
+  }
+
+  get cookies(): Map<string, string> {
+    return (this.#cookies ??= parseCookies(this.req.headers.cookie));
+  }
+}
+
+export function hostWithoutPort(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end === -1 ? host : host.slice(0, end + 1);
+  }
+  const colon = host.indexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+/** `::ffff:1.2.3.4` (dual-stack sockets) → `1.2.3.4`, as nginx reports `$remote_addr`. */
+export function unmapIpv4(addr: string): string {
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}

@@ -1,0 +1,312 @@
+// Proxying one request to its upstream: node choice, keep-alive connection, request and response
+// streaming with backpressure, timeouts and retries with nginx/APISIX's rules.
+//
+// Retry rules (nginx `proxy_next_upstream error timeout` as APISIX configures it):
+// - a failed connection, a reset before any response byte, or a timeout move to another node while
+//   `retries` and `retry_timeout` allow, and only before anything was sent to the client;
+// - once request bytes reached an upstream, non-idempotent methods (POST, PATCH, LOCK) are not retried;
+// - a request body is replayable while it fits the replay buffer; past that, no retry after sending;
+// - a stale keep-alive connection that fails before answering is retried once on a fresh connection
+//   to the same node without using up a retry.
+// All nodes failed → 502 (504 when the last failure was a timeout).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { UpstreamNode } from '../upstream/balancer/index.ts';
+import type { ConnectionOwner, UpstreamConnection } from '../upstream/connection.ts';
+import type { CompiledUpstream, TimeoutsMs } from '../snapshot/types.ts';
+import type { RequestContext } from './context.ts';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { sendStatus } from './responses.ts';
+import type { IpMatcher } from '../util/ip.ts';
+
+const REPLAY_LIMIT = 64 * 1024;
+const NON_IDEMPOTENT = new Set(['POST', 'PATCH', 'LOCK']);
+
+export interface ForwardSettings {
+  trustedAddresses: IpMatcher | undefined;
+  serverHeader: string | undefined;
+  /** Always send X-APISIX-Upstream-Status (otherwise only for 5xx). */
+  showUpstreamStatus: boolean;
+}
+
+export interface ForwardDone {
+  (ctx: RequestContext, exchange: Exchange): void;
+}
+
+/** One client request's trip to the upstream, across retries. Implements the connection callbacks. */
+export class Exchange implements ConnectionOwner {
+  readonly ctx: RequestContext;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly upstream: CompiledUpstream;
+  readonly timeouts: TimeoutsMs;
+  readonly settings: ForwardSettings;
+  readonly onDone: ForwardDone | undefined;
+  readonly #hasBody: boolean;
+  readonly #chunkedBody: boolean;
+  readonly #headOnly: boolean;
+  #tried: Set<string> | undefined;
+  #retriesLeft: number;
+  #firstAttemptAt = 0;
+  #node: UpstreamNode | undefined;
+  #conn: UpstreamConnection | undefined;
+  #reusedConn = false;
+  #freshRetryUsed = false;
+  /** Body chunks kept for a retry; undefined once the body outgrew the replay limit. */
+  #replay: Buffer[] | undefined = [];
+  #replayBytes = 0;
+  #bodyComplete = false;
+  #bodySentThisAttempt = false;
+  #wroteToUpstream = false;
+  #responded = false;
+  #finished = false;
+  #lastErrorWasTimeout = false;
+  #attemptStart = 0;
+
+  constructor(ctx: RequestContext, upstream: CompiledUpstream, timeouts: TimeoutsMs, settings: ForwardSettings, onDone?: ForwardDone) {
+    this.ctx = ctx;
+    this.req = ctx.req;
+    this.res = ctx.res;
+    this.upstream = upstream;
+    this.timeouts = timeouts;
+    this.settings = settings;
+    this.onDone = onDone;
+    this.#retriesLeft = upstream.retries;
+    const h = this.req.headers;
+    this.#chunkedBody = h['transfer-encoding'] !== undefined;
+    this.#hasBody = this.#chunkedBody || (h['content-length'] !== undefined && h['content-length'] !== '0');
+    this.#headOnly = ctx.method === 'HEAD';
+    this.#bodyComplete = !this.#hasBody;
+  }
+
+  start(): void {
+    this.#firstAttemptAt = performance.now();
+    if (this.#hasBody) {
+      this.req.on('data', this.#onRequestData);
+      this.req.on('end', this.#onRequestEnd);
+    }
+    this.res.on('close', this.#onClientClose);
+    this.#attempt();
+  }
+
+  #attempt(): void {
+    const node = this.upstream.balancer.pick(this.ctx, this.#tried);
+    if (!node) {
+      this.#fail(this.#lastErrorWasTimeout ? 504 : 502, 'no upstream node available');
+      return;
+    }
+    this.#connect(node, false);
+  }
+
+  #connect(node: UpstreamNode, forceNew: boolean): void {
+    this.#node = node;
+    this.ctx.balancerIp = node.host;
+    this.ctx.balancerPort = node.port;
+    const pool = this.upstream.pools.get(node.key)!;
+    let conn: UpstreamConnection;
+    if (forceNew) {
+      conn = pool.connectNew();
+      this.#reusedConn = false;
+    } else {
+      const got = pool.acquire();
+      conn = got.conn;
+      this.#reusedConn = got.reused;
+    }
+    this.#conn = conn;
+    this.#attemptStart = performance.now();
+    this.#bodySentThisAttempt = false;
+    this.upstream.balancer.started?.(node);
+    conn.attach(this, this.#headOnly);
+    conn.socket.setTimeout(conn.connected ? this.timeouts.read : this.timeouts.connect);
+    this.#writeHead(conn, node);
+  }
+
+  #writeHead(conn: UpstreamConnection, node: UpstreamNode): void {
+    const ctx = this.ctx;
+    const up = this.upstream;
+    const host = up.passHost === 'pass' ? ctx.hostHeader || node.host : up.passHost === 'node' ? hostForNode(node) : up.upstreamHost!;
+    let head = `${ctx.method} ${ctx.requestUri} HTTP/1.1\r\n`;
+    head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, host, {
+      remoteAddr: ctx.remoteAddr,
+      scheme: ctx.listener.scheme,
+      host: ctx.host || node.host,
+      port: ctx.listener.port,
+      trusted: this.settings.trustedAddresses,
+    });
+    if (this.#chunkedBody) head += 'Transfer-Encoding: chunked\r\n';
+    else if (this.#hasBody) head += `Content-Length: ${this.req.headers['content-length']}\r\n`;
+    head += '\r\n';
+    const socket = conn.socket;
+    this.#wroteToUpstream = false;
+    if (!this.#hasBody) {
+      socket.write(head);
+      this.#bodySentThisAttempt = true;
+      return;
+    }
+    socket.cork();
+    socket.write(head);
+    // Replay what a previous attempt already read from the client.
+    if (this.#replay) for (const chunk of this.#replay) this.#writeBodyChunk(chunk);
+    if (this.#bodyComplete) this.#writeBodyEnd();
+    socket.uncork();
+  }
+
+  #writeBodyChunk(chunk: Buffer): boolean {
+    const socket = this.#conn!.socket;
+    this.#wroteToUpstream ||= this.#conn!.connected;
+    if (!this.#chunkedBody) return socket.write(chunk);
+    socket.write(`${chunk.length.toString(16)}\r\n`);
+    socket.write(chunk);
+    return socket.write('\r\n');
+  }
+
+  #writeBodyEnd(): void {
+    if (this.#chunkedBody) this.#conn!.socket.write('0\r\n\r\n');
+    this.#bodySentThisAttempt = true;
+  }
+
+  #onRequestData = (chunk: Buffer): void => {
+    if (this.#replay) {
+      this.#replayBytes += chunk.length;
+      if (this.#replayBytes <= REPLAY_LIMIT) this.#replay.push(chunk);
+      else this.#replay = undefined;
+    }
+    const conn = this.#conn;
+    if (!conn || this.#finished) return;
+    if (!this.#writeBodyChunk(chunk)) this.req.pause();
+  };
+
+  #onRequestEnd = (): void => {
+    this.#bodyComplete = true;
+    if (this.#conn && !this.#finished) this.#writeBodyEnd();
+  };
+
+  onConnectionDrain(): void {
+    if (this.#hasBody && !this.#bodyComplete) this.req.resume();
+  }
+
+  onConnectionTimeout(): void {
+    const conn = this.#conn!;
+    const connecting = !conn.connected;
+    this.#dropConnection();
+    if (this.#responded) {
+      // Timed out mid-body: nothing can be signalled but a cut connection.
+      this.#abortClient();
+      return;
+    }
+    this.#lastErrorWasTimeout = true;
+    this.#retryOrFail(504, connecting ? 'upstream connect timed out' : 'upstream timed out', !connecting);
+  }
+
+  onConnectionError(err: Error, gotResponse: boolean): void {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (this.#node) this.upstream.balancer.finished?.(this.#node, performance.now() - this.#attemptStart, true);
+    if (this.#responded) {
+      this.#abortClient();
+      return;
+    }
+    if (this.#finished) return;
+    const sent = conn?.connected ?? false;
+    // A keep-alive connection the upstream closed while idle: try once more on a fresh one.
+    if (this.#reusedConn && !gotResponse && !this.#freshRetryUsed && this.#canResend(true)) {
+      this.#freshRetryUsed = true;
+      this.#connect(this.#node!, true);
+      return;
+    }
+    this.#lastErrorWasTimeout = false;
+    this.#retryOrFail(502, `upstream error: ${err.message}`, sent || gotResponse);
+  }
+
+  #canResend(sentToUpstream: boolean): boolean {
+    if (this.#hasBody && !this.#replay) return false;
+    if (sentToUpstream && NON_IDEMPOTENT.has(this.ctx.method)) return false;
+    return true;
+  }
+
+  #retryOrFail(status: number, reason: string, sentToUpstream: boolean): void {
+    const node = this.#node!;
+    const up = this.upstream;
+    const withinBudget = up.retryTimeoutMs === 0 || performance.now() - this.#firstAttemptAt < up.retryTimeoutMs;
+    if (this.#retriesLeft > 0 && withinBudget && this.#canResend(sentToUpstream)) {
+      this.#retriesLeft--;
+      (this.#tried ??= new Set()).add(node.key);
+      this.#attempt();
+      return;
+    }
+    this.#fail(status, reason);
+  }
+
+  #fail(status: number, reason: string): void {
+    this.ctx.upstreamStatus = status;
+    this.#finish();
+    this.ctx.failureReason = reason;
+    sendStatus(this.res, status);
+  }
+
+  onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {
+    this.#responded = true;
+    this.ctx.upstreamStatus = status;
+    const res = this.res;
+    const headers = downstreamResponseHeaders(rawHeaders);
+    if (this.settings.serverHeader) headers.push('Server', this.settings.serverHeader);
+    if (status >= 500 || this.settings.showUpstreamStatus) headers.push('X-APISIX-Upstream-Status', String(status));
+    res.writeHead(status, statusText || undefined, headers);
+    this.#conn!.socket.setTimeout(this.timeouts.read);
+  }
+
+  onResponseBody(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    // The client reads slower than the upstream sends: stop reading the upstream until it drains.
+    const socket = this.#conn!.socket;
+    socket.pause();
+    this.res.once('drain', () => socket.resume());
+    return false;
+  }
+
+  onResponseEnd(_trailers: string[] | undefined): void {
+    const conn = this.#conn!;
+    this.#conn = undefined;
+    if (this.#node) this.upstream.balancer.finished?.(this.#node, performance.now() - this.#attemptStart, false);
+    // The connection can carry another request only if our request went out completely.
+    conn.detach(this.#bodySentThisAttempt);
+    this.#finish();
+    this.res.end();
+  }
+
+  #onClientClose = (): void => {
+    if (this.#finished) return;
+    // The client went away before the response ended: the upstream connection is in an unknown state.
+    this.#dropConnection();
+    this.#finish();
+  };
+
+  #dropConnection(): void {
+    const conn = this.#conn;
+    if (!conn) return;
+    this.#conn = undefined;
+    if (this.#node) this.upstream.balancer.finished?.(this.#node, performance.now() - this.#attemptStart, true);
+    conn.owner = undefined;
+    conn.destroy();
+  }
+
+  #abortClient(): void {
+    this.#finish();
+    this.res.destroy();
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#hasBody) {
+      this.req.off('data', this.#onRequestData);
+      this.req.off('end', this.#onRequestEnd);
+      // Drain what is left of the client's body so the connection stays usable.
+      if (!this.#bodyComplete) this.req.resume();
+    }
+    this.onDone?.(this.ctx, this);
+  }
+}
+
+function hostForNode(node: UpstreamNode): string {
+  return node.host.includes(':') ? `[${node.host}]` : node.host;
+}

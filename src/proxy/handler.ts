@@ -1,0 +1,67 @@
+// The request path of a worker: context → route match → plugin phases → upstream.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Snapshot } from '../snapshot/index.ts';
+import { RequestContext, type ListenerInfo } from './context.ts';
+import { Exchange, type ForwardSettings } from './forward.ts';
+import { runAccessPhases } from './phases.ts';
+import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
+import { normalisePath, splitTarget } from './uri.ts';
+
+export interface HandlerOptions extends ForwardSettings {
+  /** Strip one trailing `/` before matching (apisix.delete_uri_tail_slash). */
+  deleteUriTailSlash: boolean;
+  log: (level: 'warn' | 'error', message: string) => void;
+}
+
+export class RequestHandler {
+  snapshot: Snapshot;
+  readonly options: HandlerOptions;
+
+  constructor(snapshot: Snapshot, options: HandlerOptions) {
+    this.snapshot = snapshot;
+    this.options = options;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
+    const { path, query } = splitTarget(req.url ?? '/');
+    let uri = normalisePath(path);
+    if (uri === undefined) {
+      sendStatus(res, 400);
+      return;
+    }
+    if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
+    const ctx = new RequestContext(req, res, uri, query, listener);
+    const matched = this.snapshot.match({ path: uri, host: ctx.host, hostWithPort: ctx.hostHeader, method: ctx.method, remoteAddr: ctx.remoteAddr, vars: ctx });
+    if (!matched) {
+      sendStatus(res, 404, ROUTE_NOT_FOUND);
+      return;
+    }
+    const route = matched.value;
+    ctx.params = matched.params;
+    ctx.routeId = route.id;
+    ctx.routeName = route.conf.name;
+    if (route.service) {
+      ctx.serviceId = route.service.id;
+      ctx.serviceName = route.service.conf.name;
+    }
+    const stop = runAccessPhases(ctx, route);
+    if (stop) {
+      sendStatus(res, stop.status, stop.body, stop.headers);
+      return;
+    }
+    const resolved = route.resolveUpstream();
+    if (!resolved.ok) {
+      this.options.log('error', `route ${route.id}: ${resolved.log}`);
+      sendStatus(res, resolved.status, '');
+      return;
+    }
+    const upstream = resolved.upstream;
+    new Exchange(ctx, upstream, route.timeouts ?? upstream.timeouts, this.options, this.#onExchangeDone).start();
+  }
+
+  #onExchangeDone = (ctx: RequestContext): void => {
+    if (ctx.failureReason) {
+      this.options.log('error', `${ctx.failureReason} while proxying ${ctx.method} ${ctx.requestUri} (route ${ctx.routeId}, node ${ctx.balancerIp}:${ctx.balancerPort}, client ${ctx.remoteAddr})`);
+    }
+  };
+}

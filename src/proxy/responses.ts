@@ -1,0 +1,37 @@
+// Responses the gateway writes itself, byte-compatible with APISIX where clients may depend on them.
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+
+export const SERVER_TOKEN = 'Causeway';
+
+/** nginx-style HTML error page that APISIX serves for gateway-generated 4xx/5xx. */
+export function htmlErrorPage(status: number): string {
+  const title = `${status} ${STATUS_CODES[status] ?? 'Error'}`;
+  return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>${SERVER_TOKEN}</center>\r\n</body>\r\n</html>\r\n`;
+}
+
+/** Ends a response with a status and body; JSON values are serialised with a JSON content type. */
+export function sendStatus(res: ServerResponse, status: number, body?: string | object, headers?: Record<string, string>): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  let text: string;
+  let type: string;
+  if (body === undefined) {
+    text = status >= 400 ? htmlErrorPage(status) : '';
+    type = 'text/html; charset=utf-8';
+  } else if (typeof body === 'string') {
+    text = body;
+    type = 'text/plain; charset=utf-8';
+  } else {
+    text = JSON.stringify(body) + '\n';
+    type = 'application/json';
+  }
+  res.statusCode = status;
+  res.setHeader('Content-Type', type);
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  if (headers) for (const k in headers) res.setHeader(k, headers[k]);
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+export const ROUTE_NOT_FOUND = { error_msg: '404 Route Not Found' };

@@ -1,0 +1,94 @@
+// HTTP listeners of a worker. Every worker binds the same ports with SO_REUSEPORT, so the kernel
+// spreads connections and no accept loop or IPC hop sits in front of the workers.
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import type { ListenerInfo } from './context.ts';
+import type { RequestHandler } from './handler.ts';
+import { htmlErrorPage } from './responses.ts';
+
+export interface ListenAddress {
+  ip: string;
+  port: number;
+}
+
+export interface ServerLimits {
+  /** Idle keep-alive connections close after this (nginx keepalive_timeout). */
+  keepAliveTimeoutMs: number;
+  /** A client must send its request head within this (nginx client_header_timeout). */
+  headerTimeoutMs: number;
+  /** Request line + headers larger than this are refused. */
+  maxHeaderBytes: number;
+}
+
+export class ProxyServer {
+  readonly #handler: RequestHandler;
+  readonly #servers: http.Server[] = [];
+  readonly #limits: ServerLimits;
+
+  constructor(handler: RequestHandler, limits: ServerLimits) {
+    this.#handler = handler;
+    this.#limits = limits;
+  }
+
+  async listen(addresses: readonly ListenAddress[], reusePort: boolean): Promise<void> {
+    for (const addr of addresses) {
+      const server = this.#createServer({ scheme: 'http', port: addr.port });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: addr.ip, port: addr.port, reusePort, ipv6Only: addr.ip === '::' }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.#servers.push(server);
+    }
+  }
+
+  #createServer(listener: ListenerInfo): http.Server {
+    const handler = this.#handler;
+    const server = http.createServer({
+      keepAliveTimeout: this.#limits.keepAliveTimeoutMs,
+      headersTimeout: this.#limits.headerTimeoutMs,
+      requestTimeout: 0, // bodies stream: a long upload is not an error
+      maxHeaderSize: this.#limits.maxHeaderBytes,
+      noDelay: true,
+    }, (req, res) => handler.handle(req, res, listener));
+    server.on('clientError', onClientError);
+    return server;
+  }
+
+  /** Bound ports (for listeners opened on port 0). */
+  get ports(): number[] {
+    return this.#servers.map((s) => (s.address() as { port: number }).port);
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left.
+   * Idle keep-alive connections close at once.
+   */
+  async close(graceMs: number): Promise<void> {
+    const closing = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    const sweep = setInterval(() => { for (const s of this.#servers) s.closeIdleConnections(); }, 50);
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([Promise.all(closing), deadline]);
+    clearInterval(sweep);
+    for (const s of this.#servers) s.closeAllConnections();
+  }
+}
+
+/** Malformed requests get nginx's answer (400, 414 for an oversized request line, 408 on header timeout) and the connection closes. */
+function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
+  if (!socket.writable || (err.code === 'ECONNRESET')) {
+    socket.destroy();
+    return;
+  }
+  let status = 400;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = 408;
+  else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    const raw = err.rawPacket;
+    status = raw && raw.indexOf('\r\n') === -1 ? 414 : 400;
+  }
+  const body = htmlErrorPage(status);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}

@@ -1,0 +1,199 @@
+// The candidates stored under one path node (one exact path or one prefix), kept sorted by
+// candidateOrder. Plain candidates (exact/prefix paths) only need their conditions checked;
+// pattern candidates also need a full-path check. When a node collects many patterns (say
+// thousands of `/users/:id/...` routes under `/users/`), a segment trie narrows them to the few
+// whose shape fits the request before any condition runs; the result is the same as a linear scan.
+import type { Candidate, MatchInput, MatchResult } from './types.ts';
+import { admits, candidateOrder } from './types.ts';
+import { matchPattern } from './path.ts';
+
+/** Pattern count from which a node indexes its patterns in a segment trie. */
+export const TRIE_THRESHOLD = 16;
+
+function insertSorted<T>(list: Candidate<T>[], c: Candidate<T>): void {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (candidateOrder(list[mid], c) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo === list.length) list.push(c);
+  else list.splice(lo, 0, c);
+}
+
+function removeFrom<T>(list: Candidate<T>[], c: Candidate<T>): boolean {
+  const i = list.indexOf(c);
+  if (i === -1) return false;
+  list.splice(i, 1);
+  return true;
+}
+
+class TrieNode<T> {
+  lit: Map<string, TrieNode<T>> | null = null;
+  param: TrieNode<T> | null = null;
+  /** Patterns ending right after the segment that led here. */
+  end: Candidate<T>[] = [];
+  /** Patterns whose next (last) segment is a catch-all. */
+  rest: Candidate<T>[] = [];
+
+  isEmpty(): boolean {
+    return this.end.length === 0 && this.rest.length === 0 && this.param === null && (this.lit === null || this.lit.size === 0);
+  }
+}
+
+class SegmentTrie<T> {
+  private readonly root = new TrieNode<T>();
+
+  insert(c: Candidate<T>): void {
+    const segs = c.path.segs!;
+    let node = this.root;
+    for (const seg of segs) {
+      if (seg.kind === 'rest') {
+        node.rest.push(c);
+        return;
+      }
+      let next: TrieNode<T> | undefined;
+      if (seg.kind === 'param') next = node.param ??= new TrieNode();
+      else {
+        const lit = (node.lit ??= new Map());
+        next = lit.get(seg.text);
+        if (next === undefined) lit.set(seg.text, (next = new TrieNode()));
+      }
+      node = next;
+    }
+    node.end.push(c);
+  }
+
+  remove(c: Candidate<T>): void {
+    const segs = c.path.segs!;
+    const trail: TrieNode<T>[] = [];
+    let node: TrieNode<T> | undefined = this.root;
+    let k = 0;
+    for (; k < segs.length; k++) {
+      const seg = segs[k];
+      if (seg.kind === 'rest') break;
+      trail.push(node);
+      node = seg.kind === 'param' ? (node.param ?? undefined) : node.lit?.get(seg.text);
+      if (node === undefined) return;
+    }
+    removeFrom(k < segs.length ? node.rest : node.end, c);
+    // Prune emptied nodes bottom-up.
+    for (let d = trail.length - 1; d >= 0 && node.isEmpty(); d--) {
+      const parent = trail[d];
+      const seg = segs[d];
+      if (seg.kind === 'param') parent.param = null;
+      else if (seg.kind === 'lit') {
+        parent.lit!.delete(seg.text);
+        if (parent.lit!.size === 0) parent.lit = null;
+      }
+      node = parent;
+    }
+  }
+
+  /** Appends every pattern whose shape fits `path` from `pos` (just after the node prefix). */
+  collect(path: string, pos: number, out: Candidate<T>[]): void {
+    collectFrom(this.root, path, pos, out);
+  }
+}
+
+function collectFrom<T>(node: TrieNode<T>, path: string, pos: number, out: Candidate<T>[]): void {
+  for (let i = 0; i < node.rest.length; i++) out.push(node.rest[i]);
+  let end = path.indexOf('/', pos);
+  const last = end === -1;
+  if (last) end = path.length;
+  if (node.lit !== null) {
+    const child = node.lit.get(path.slice(pos, end));
+    if (child !== undefined) {
+      if (last) for (let i = 0; i < child.end.length; i++) out.push(child.end[i]);
+      else collectFrom(child, path, end + 1, out);
+    }
+  }
+  const param = node.param;
+  if (param !== null && end > pos) {
+    if (last) for (let i = 0; i < param.end.length; i++) out.push(param.end[i]);
+    else collectFrom(param, path, end + 1, out);
+  }
+}
+
+export class Slot<T> {
+  /** Exact and prefix candidates, sorted. */
+  private readonly plain: Candidate<T>[] = [];
+  /** Pattern candidates, sorted. */
+  private readonly patterns: Candidate<T>[] = [];
+  /** Set once `patterns` grows past TRIE_THRESHOLD. */
+  private trie: SegmentTrie<T> | null = null;
+  /** With a trie: the patterns it cannot hold (a `*` that is not a trailing catch-all segment), sorted. */
+  private odd: Candidate<T>[] = [];
+
+  get size(): number {
+    return this.plain.length + this.patterns.length;
+  }
+
+  add(c: Candidate<T>): void {
+    if (c.path.kind !== 'pattern') {
+      insertSorted(this.plain, c);
+      return;
+    }
+    insertSorted(this.patterns, c);
+    if (this.trie !== null) this.index(c);
+    else if (this.patterns.length >= TRIE_THRESHOLD) {
+      this.trie = new SegmentTrie();
+      for (const p of this.patterns) this.index(p);
+    }
+  }
+
+  private index(c: Candidate<T>): void {
+    if (c.path.segs !== null) this.trie!.insert(c);
+    else insertSorted(this.odd, c);
+  }
+
+  remove(c: Candidate<T>): boolean {
+    if (c.path.kind !== 'pattern') return removeFrom(this.plain, c);
+    if (!removeFrom(this.patterns, c)) return false;
+    if (this.trie !== null) {
+      if (c.path.segs !== null) this.trie.remove(c);
+      else removeFrom(this.odd, c);
+      if (this.patterns.length === 0) {
+        this.trie = null;
+        this.odd = [];
+      }
+    }
+    return true;
+  }
+
+  /** First candidate (in order) that passes its conditions and its full-path check. */
+  match(input: MatchInput, prefixLength: number): MatchResult<T> | undefined {
+    const plain = this.plain;
+    let patterns = this.patterns;
+    if (patterns.length === 0) {
+      for (let i = 0; i < plain.length; i++) {
+        const route = plain[i].route;
+        if (admits(route, input)) return { value: route.value, id: route.id };
+      }
+      return undefined;
+    }
+    if (this.trie !== null) {
+      const fit: Candidate<T>[] = [];
+      this.trie.collect(input.path, prefixLength, fit);
+      for (let i = 0; i < this.odd.length; i++) fit.push(this.odd[i]);
+      if (fit.length > 1) fit.sort(candidateOrder);
+      patterns = fit;
+    }
+    let i = 0;
+    let j = 0;
+    while (i < plain.length || j < patterns.length) {
+      if (j >= patterns.length || (i < plain.length && candidateOrder(plain[i], patterns[j]) <= 0)) {
+        const route = plain[i++].route;
+        if (admits(route, input)) return { value: route.value, id: route.id };
+        continue;
+      }
+      const c = patterns[j++];
+      if (!admits(c.route, input)) continue;
+      const params = matchPattern(c.path, input.path);
+      if (params === undefined) continue;
+      return params === null ? { value: c.route.value, id: c.route.id } : { value: c.route.value, id: c.route.id, params };
+    }
+    return undefined;
+  }
+}

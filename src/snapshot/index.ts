@@ -1,0 +1,151 @@
+// The snapshot a worker serves from: resource sets plus their compiled forms, updated one change
+// at a time. A change recompiles only what depends on it (a route's router entry, a service's
+// routes, an upstream's balancer); routes resolve `upstream_id` at request time with one map
+// lookup, so an upstream change never touches the router.
+import { compileExpr } from '../expr/index.ts';
+import type { ChangeEvent, ResourceKind, Route, Service, Upstream } from '../model/index.ts';
+import { Router, type MatchInput, type MatchResult, type RouterMode } from '../router/index.ts';
+import type { CompiledRoute, CompiledService, CompiledUpstream, UpstreamResolution } from './types.ts';
+import { compileUpstream, timeoutsMs } from './upstream.ts';
+
+export type { ChangeEvent } from '../model/index.ts';
+export type { CompiledRoute, CompiledService, CompiledUpstream, TimeoutsMs } from './types.ts';
+
+
+export interface SnapshotOptions {
+  routerMode?: RouterMode;
+  /** Called for a resource that validated but could not be compiled; it is left out. */
+  onError?: (kind: ResourceKind, id: string, message: string) => void;
+}
+
+const KIND_ORDER: Record<ResourceKind, number> = { upstreams: 0, services: 1, routes: 2 };
+
+export class Snapshot {
+  readonly router: Router<CompiledRoute>;
+  readonly routes = new Map<string, Route>();
+  readonly services = new Map<string, CompiledService>();
+  readonly upstreams = new Map<string, CompiledUpstream>();
+  /** service id → ids of routes that reference it (whether or not the service exists yet). */
+  readonly #routesByService = new Map<string, Set<string>>();
+  readonly #onError: SnapshotOptions['onError'];
+  /** Bumped on every applied batch; equals the config source's revision when one is given. */
+  version = 0;
+
+  constructor(options: SnapshotOptions = {}) {
+    this.router = new Router<CompiledRoute>(options.routerMode ?? 'radixtree_host_uri');
+    this.#onError = options.onError;
+  }
+
+  match(input: MatchInput): MatchResult<CompiledRoute> | undefined {
+    return this.router.match(input);
+  }
+
+  /** Applies a batch of changes synchronously: requests see all of it or none of it. */
+  apply(events: readonly ChangeEvent[], version?: number): void {
+    const ordered = [...events].sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind]);
+    for (const ev of ordered) {
+      try {
+        if (ev.kind === 'upstreams') this.#applyUpstream(ev.id, ev.value as Upstream | undefined);
+        else if (ev.kind === 'services') this.#applyService(ev.id, ev.value as Service | undefined);
+        else this.#applyRoute(ev.id, ev.value as Route | undefined);
+      } catch (err) {
+        this.#onError?.(ev.kind, ev.id, (err as Error).message);
+      }
+    }
+    this.version = version ?? this.version + 1;
+  }
+
+  #applyUpstream(id: string, conf: Upstream | undefined): void {
+    if (conf) this.upstreams.set(id, compileUpstream(conf, id));
+    else this.upstreams.delete(id);
+  }
+
+  #applyService(id: string, conf: Service | undefined): void {
+    if (conf) {
+      this.services.set(id, { id, conf, upstream: conf.upstream ? compileUpstream(conf.upstream, undefined) : undefined });
+    } else {
+      this.services.delete(id);
+    }
+    // Routes inherit hosts and upstream from the service: recompile the ones that use it.
+    for (const routeId of this.#routesByService.get(id) ?? []) {
+      const route = this.routes.get(routeId);
+      if (route) this.#compileRoute(routeId, route);
+    }
+  }
+
+  #applyRoute(id: string, conf: Route | undefined): void {
+    const prev = this.routes.get(id);
+    if (prev?.service_id !== undefined) this.#routesByService.get(String(prev.service_id))?.delete(id);
+    if (!conf) {
+      this.routes.delete(id);
+      this.router.remove(id);
+      return;
+    }
+    this.routes.set(id, conf);
+    if (conf.service_id !== undefined) {
+      const sid = String(conf.service_id);
+      let set = this.#routesByService.get(sid);
+      if (!set) this.#routesByService.set(sid, (set = new Set()));
+      set.add(id);
+    }
+    try {
+      this.#compileRoute(id, conf);
+    } catch (err) {
+      this.router.remove(id);
+      throw err;
+    }
+  }
+
+  #compileRoute(id: string, conf: Route): void {
+    if (conf.status === 0) {
+      this.router.remove(id);
+      return;
+    }
+    const serviceId = conf.service_id === undefined ? undefined : String(conf.service_id);
+    const service = serviceId === undefined ? undefined : this.services.get(serviceId);
+    const compiled: CompiledRoute = {
+      id,
+      conf,
+      service,
+      timeouts: conf.timeout ? timeoutsMs(conf.timeout) : undefined,
+      resolveUpstream: this.#upstreamResolver(conf, serviceId, service),
+    };
+    const hosts = conf.hosts ?? (conf.host ? [conf.host] : service?.conf.hosts);
+    const remoteAddrs = conf.remote_addrs ?? (conf.remote_addr ? [conf.remote_addr] : undefined);
+    this.router.upsert({
+      id,
+      paths: conf.uris ?? [conf.uri!],
+      hosts,
+      methods: conf.methods,
+      remoteAddrs,
+      vars: conf.vars && conf.vars.length > 0 ? compileExpr(conf.vars) : undefined,
+      priority: conf.priority ?? 0,
+      value: compiled,
+    });
+  }
+
+  /** Route `upstream` > route `upstream_id` > service `upstream` > service `upstream_id` (APISIX's merge). */
+  #upstreamResolver(conf: Route, serviceId: string | undefined, service: CompiledService | undefined): () => UpstreamResolution {
+    if (serviceId !== undefined && !service) {
+      return () => ({ ok: false, status: 404, log: `failed to fetch service configuration by id: ${serviceId}` });
+    }
+    if (conf.upstream) {
+      const result: UpstreamResolution = { ok: true, upstream: compileUpstream(conf.upstream, undefined) };
+      return () => result;
+    }
+    const upstreamId = conf.upstream_id ?? (service?.upstream ? undefined : service?.conf.upstream_id);
+    if (upstreamId !== undefined) {
+      const key = String(upstreamId);
+      const upstreams = this.upstreams;
+      return () => {
+        const upstream = upstreams.get(key);
+        return upstream ? { ok: true, upstream } : { ok: false, status: 502, log: `failed to find upstream by id: ${key}` };
+      };
+    }
+    if (service?.upstream) {
+      const result: UpstreamResolution = { ok: true, upstream: service.upstream };
+      return () => result;
+    }
+    return () => ({ ok: false, status: 503, log: 'missing upstream configuration in Route or Service' });
+  }
+}

@@ -1,0 +1,49 @@
+// The compiled, ready-to-serve shapes the proxy reads per request. Built once per config change.
+import type { Route, Service, Upstream } from '../model/index.ts';
+import type { Balancer, UpstreamNode } from '../upstream/balancer/index.ts';
+import type { NodePool } from '../upstream/pool.ts';
+
+export interface TimeoutsMs {
+  connect: number;
+  send: number;
+  read: number;
+}
+
+export interface CompiledUpstream {
+  /** Upstream id, or undefined for an inline upstream. */
+  id: string | undefined;
+  conf: Upstream;
+  nodes: UpstreamNode[];
+  balancer: Balancer;
+  /** node.key → keep-alive pool */
+  pools: Map<string, NodePool>;
+  /** Extra attempts on other nodes after a failure. */
+  retries: number;
+  /** Retry budget in ms from the first attempt; 0 = unlimited. */
+  retryTimeoutMs: number;
+  timeouts: TimeoutsMs;
+  tls: boolean;
+  passHost: 'pass' | 'node' | 'rewrite';
+  upstreamHost: string | undefined;
+}
+
+export interface CompiledService {
+  id: string;
+  conf: Service;
+  upstream: CompiledUpstream | undefined;
+}
+
+/** Why a matched route cannot be proxied; the proxy answers with the matching APISIX status. */
+export type UpstreamResolution =
+  | { ok: true; upstream: CompiledUpstream }
+  | { ok: false; status: number; log: string };
+
+export interface CompiledRoute {
+  id: string;
+  conf: Route;
+  service: CompiledService | undefined;
+  /** Route-level timeout override (route.timeout beats the upstream's). */
+  timeouts: TimeoutsMs | undefined;
+  /** Resolves route → service → upstream_id at request time (one map lookup) so upstream changes need no route rebuild. */
+  resolveUpstream(): UpstreamResolution;
+}

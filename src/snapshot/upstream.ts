@@ -1,0 +1,67 @@
+// Upstream config → CompiledUpstream: parsed nodes, a balancer, keep-alive pools, retry and
+// timeout settings. Runs once per upstream change, never per request.
+import { parseNodeAddress, type Upstream } from '../model/index.ts';
+import { createBalancer, type UpstreamNode } from '../upstream/balancer/index.ts';
+import { poolFor, type NodePool } from '../upstream/pool.ts';
+import type { CompiledUpstream, TimeoutsMs } from './types.ts';
+
+/** nginx's proxy_{connect,send,read}_timeout as APISIX renders them. */
+export const DEFAULT_TIMEOUTS_MS: TimeoutsMs = { connect: 60_000, send: 60_000, read: 60_000 };
+
+const DEFAULT_POOL = { size: 320, idle_timeout: 60, requests: 1000 };
+
+export function timeoutsMs(t: { connect: number; send: number; read: number }): TimeoutsMs {
+  return { connect: t.connect * 1000, send: t.send * 1000, read: t.read * 1000 };
+}
+
+/** Node list in one shape, whichever form the config used (`"host:port": weight` map or array). */
+export function upstreamNodes(conf: Upstream): UpstreamNode[] {
+  const defaultPort = conf.scheme === 'https' || conf.scheme === 'grpcs' ? 443 : 80;
+  const out: UpstreamNode[] = [];
+  const push = (host: string, port: number | undefined, weight: number, priority: number, metadata?: Record<string, unknown>) => {
+    const p = port ?? defaultPort;
+    const key = host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`;
+    out.push({ host, port: p, weight, priority, key, metadata });
+  };
+  if (Array.isArray(conf.nodes)) {
+    for (const n of conf.nodes) {
+      const { host, port } = n.host.startsWith('[') ? parseNodeAddress(n.host) : { host: n.host, port: undefined };
+      push(host, n.port ?? port, n.weight, n.priority ?? 0, n.metadata);
+    }
+  } else if (conf.nodes) {
+    for (const [addr, weight] of Object.entries(conf.nodes)) {
+      const { host, port } = parseNodeAddress(addr);
+      push(host, port, weight, 0);
+    }
+  }
+  return out;
+}
+
+export function compileUpstream(conf: Upstream, id: string | undefined): CompiledUpstream {
+  const nodes = upstreamNodes(conf);
+  const tls = conf.scheme === 'https';
+  const pool = { ...DEFAULT_POOL, ...conf.keepalive_pool };
+  const pools = new Map<string, NodePool>();
+  for (const node of nodes) {
+    const servername = conf.pass_host === 'rewrite' ? conf.upstream_host : undefined;
+    pools.set(node.key, poolFor({ host: node.host, port: node.port, tls, servername }, {
+      size: pool.size,
+      idleTimeoutMs: pool.idle_timeout * 1000,
+      maxRequests: pool.requests,
+    }));
+  }
+  return {
+    id,
+    conf,
+    nodes,
+    balancer: createBalancer(nodes, { type: conf.type, hash_on: conf.hash_on, key: conf.key }),
+    pools,
+    // APISIX: unset retries means "try every other node once".
+    retries: conf.retries ?? Math.max(0, nodes.length - 1),
+    retryTimeoutMs: (conf.retry_timeout ?? 0) * 1000,
+    timeouts: conf.timeout ? timeoutsMs(conf.timeout) : DEFAULT_TIMEOUTS_MS,
+    tls,
+    passHost: conf.pass_host ?? 'pass',
+    upstreamHost: conf.upstream_host,
+  };
+}

@@ -1,0 +1,113 @@
+// The standalone declarative file (apisix.yaml / apisix.json): parse, validate item by item, and
+// watch for changes. A file that cannot be parsed changes nothing; an invalid item keeps its last
+// good version (or stays absent) and is reported with its position, id and the failing field.
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { substituteEnvInText, substituteEnvInValue } from '../conf/index.ts';
+import { RESOURCE_KINDS, type ResourceKind } from '../model/index.ts';
+import { emptyResourceSet, type ResourceSet } from './resource-set.ts';
+
+/** APISIX's other top-level keys; accepted and ignored until their resource kinds exist here. */
+const NOT_YET_SUPPORTED = new Set([
+  'consumers', 'consumer_groups', 'ssls', 'global_rules', 'plugin_configs', 'plugin_metadata',
+  'stream_routes', 'protos', 'secrets', 'plugins',
+]);
+
+export type ResourceChecker = (kind: ResourceKind, value: unknown) => string | undefined;
+
+export interface StandaloneResult {
+  /** Undefined when the file as a whole was rejected. */
+  set: ResourceSet | undefined;
+  /** File-level error (unreadable, unparsable, wrong shape). */
+  fileError?: string;
+  /** Item-level errors and warnings, one line each. */
+  problems: string[];
+}
+
+export type StandaloneFormat = 'yaml' | 'json';
+
+export function readStandaloneFile(path: string, format: StandaloneFormat, check: ResourceChecker, previous?: ResourceSet): StandaloneResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return { set: undefined, fileError: `failed to read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, problems: [] };
+  }
+  return parseStandalone(text, format, check, previous, path);
+}
+
+export function parseStandalone(text: string, format: StandaloneFormat, check: ResourceChecker, previous?: ResourceSet, path = 'apisix.' + format): StandaloneResult {
+  let doc: unknown;
+  try {
+    // YAML: substitution on the raw text, so quoting decides the type (APISIX's rule); JSON: on values.
+    doc = format === 'yaml' ? parseYaml(substituteEnvInText(text), { uniqueKeys: true }) : substituteEnvInValue(JSON.parse(text));
+  } catch (err) {
+    return { set: undefined, fileError: `invalid ${path}: ${firstLine((err as Error).message)}`, problems: [] };
+  }
+  if (doc === null || doc === undefined) doc = {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    return { set: undefined, fileError: `invalid ${path}: the top level must be a mapping of resource kinds`, problems: [] };
+  }
+  const top = doc as Record<string, unknown>;
+  const problems: string[] = [];
+  const set = emptyResourceSet();
+  for (const key of Object.keys(top)) {
+    if ((RESOURCE_KINDS as readonly string[]).includes(key)) continue;
+    if (NOT_YET_SUPPORTED.has(key)) {
+      problems.push(`${path}: "${key}" is not supported by this version yet and is ignored`);
+      continue;
+    }
+    return { set: undefined, fileError: `invalid ${path}: unknown top-level key "${key}" (expected one of: ${[...RESOURCE_KINDS, ...NOT_YET_SUPPORTED].join(', ')})`, problems };
+  }
+  for (const kind of RESOURCE_KINDS) {
+    const items = top[kind];
+    if (items === undefined || items === null) continue;
+    if (!Array.isArray(items)) return { set: undefined, fileError: `invalid ${path}: "${kind}" must be a list`, problems };
+    items.forEach((item, index) => {
+      const id = itemId(item, index);
+      const where = `${kind}[${index}] (id ${id})`;
+      if (set[kind].has(id)) {
+        problems.push(`${path}: ${where}: duplicate id, item skipped`);
+        return;
+      }
+      const err = check(kind, item);
+      if (err === undefined) {
+        set[kind].set(id, item as object);
+        return;
+      }
+      const kept = previous?.[kind].get(id);
+      if (kept) set[kind].set(id, kept);
+      problems.push(`${path}: ${where}: ${err}; ${kept ? 'keeping its last good version' : 'item skipped'}`);
+    });
+  }
+  return { set, problems };
+}
+
+function itemId(item: unknown, index: number): string {
+  const id = item && typeof item === 'object' ? (item as { id?: unknown }).id : undefined;
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : `arr_${index}`;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0];
+}
+
+/**
+ * Watches the file's modification time and size (a 250 ms stat poll: works across editors'
+ * rename-on-save and on every filesystem) and calls `onChange` when they move.
+ */
+export function watchStandaloneFile(path: string, onChange: () => void): () => void {
+  const listener = (curr: { mtimeMs: number; size: number; ino: number }, prev: { mtimeMs: number; size: number; ino: number }) => {
+    if (curr.mtimeMs !== prev.mtimeMs || curr.size !== prev.size || curr.ino !== prev.ino) onChange();
+  };
+  watchFile(path, { interval: 250, persistent: false }, listener);
+  return () => unwatchFile(path, listener);
+}
+
+export function fileExists(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

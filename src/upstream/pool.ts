@@ -1,0 +1,96 @@
+// Keep-alive pools of upstream connections, one per node address and pool settings, shared by all
+// upstreams on a worker that use the same node and settings (nginx's `keepalive` per upstream block).
+import { UpstreamConnection, type ConnectTarget } from './connection.ts';
+
+export interface PoolOptions {
+  /** Idle connections kept (keepalive_pool.size). */
+  size: number;
+  /** Idle connections close after this many ms (keepalive_pool.idle_timeout). */
+  idleTimeoutMs: number;
+  /** A connection closes after serving this many requests (keepalive_pool.requests). */
+  maxRequests: number;
+}
+
+export class NodePool {
+  readonly target: ConnectTarget;
+  readonly options: PoolOptions;
+  readonly #idle: UpstreamConnection[] = [];
+  #open = 0;
+
+  constructor(target: ConnectTarget, options: PoolOptions) {
+    this.target = target;
+    this.options = options;
+  }
+
+  get idleCount(): number {
+    return this.#idle.length;
+  }
+
+  get openCount(): number {
+    return this.#open;
+  }
+
+  /** An idle connection (most recently used first) or a new one. */
+  acquire(): { conn: UpstreamConnection; reused: boolean } {
+    const idle = this.#idle.pop();
+    if (idle) return { conn: idle, reused: true };
+    this.#open++;
+    return { conn: new UpstreamConnection(this.target, this), reused: false };
+  }
+
+  /** A fresh connection even if idle ones exist (after a reused one failed). */
+  connectNew(): UpstreamConnection {
+    this.#open++;
+    return new UpstreamConnection(this.target, this);
+  }
+
+  release(conn: UpstreamConnection): void {
+    if (conn.served >= this.options.maxRequests || this.#idle.length >= this.options.size) {
+      conn.destroy();
+      return;
+    }
+    this.#idle.push(conn);
+    conn.idleTimer = setTimeout(closeIdle, this.options.idleTimeoutMs, conn);
+    conn.idleTimer.unref();
+  }
+
+  forget(conn: UpstreamConnection): void {
+    if (conn.idleTimer) {
+      clearTimeout(conn.idleTimer);
+      conn.idleTimer = undefined;
+    }
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    if (!conn.counted) return;
+    conn.counted = false;
+    this.#open--;
+  }
+
+  /** Closes idle connections (on config removal or shutdown). */
+  closeIdle(): void {
+    for (const conn of this.#idle.splice(0)) conn.destroy();
+  }
+}
+
+function closeIdle(conn: UpstreamConnection): void {
+  conn.idleTimer = undefined;
+  conn.destroy();
+}
+
+const pools = new Map<string, NodePool>();
+
+/** The shared pool for a node with these settings. */
+export function poolFor(target: ConnectTarget, options: PoolOptions): NodePool {
+  const key = `${target.tls ? 's' : ''}${target.host}:${target.port}|${target.servername ?? ''}|${options.size}|${options.idleTimeoutMs}|${options.maxRequests}`;
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new NodePool(target, options);
+    pools.set(key, pool);
+  }
+  return pool;
+}
+
+/** Closes every idle upstream connection (graceful shutdown). */
+export function closeAllIdle(): void {
+  for (const pool of pools.values()) pool.closeIdle();
+}

@@ -1,0 +1,33 @@
+// Node config → the settings a worker's request path reads. Recomputed on start and on SIGHUP.
+import { parseDurationSeconds, type NodeConfig } from '../conf/index.ts';
+import type { HandlerOptions } from '../proxy/handler.ts';
+import type { ServerLimits } from '../proxy/server.ts';
+import { SERVER_TOKEN } from '../proxy/responses.ts';
+import { compileIpMatcher } from '../util/ip.ts';
+import { log } from '../util/log.ts';
+import { VERSION } from '../util/version.ts';
+
+export function handlerOptions(config: NodeConfig): HandlerOptions {
+  const a = config.apisix;
+  return {
+    deleteUriTailSlash: a.delete_uri_tail_slash,
+    trustedAddresses: a.trusted_addresses?.length ? compileIpMatcher(a.trusted_addresses) : undefined,
+    serverHeader: a.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,
+    showUpstreamStatus: a.show_upstream_status_in_response_header,
+    log,
+  };
+}
+
+export function serverLimits(config: NodeConfig): ServerLimits {
+  const http = config.nginx_config.http;
+  return {
+    keepAliveTimeoutMs: parseDurationSeconds(http.keepalive_timeout) * 1000,
+    headerTimeoutMs: parseDurationSeconds(http.client_header_timeout) * 1000,
+    // nginx: large_client_header_buffers 4 8k (request line and headers together fit 32 KiB)
+    maxHeaderBytes: 32 * 1024,
+  };
+}
+
+export function shutdownGraceMs(config: NodeConfig): number {
+  return parseDurationSeconds(config.nginx_config.worker_shutdown_timeout) * 1000;
+}
