@@ -180,6 +180,11 @@ export class Exchange implements ConnectionOwner {
     if (this.#conn && !this.#finished) this.#writeBodyEnd();
   };
 
+  onConnected(): void {
+    // Connected: from now on the read timeout bounds the wait for the response.
+    this.#conn?.socket.setTimeout(this.timeouts.read);
+  }
+
   onConnectionDrain(): void {
     if (this.#hasBody && !this.#bodyComplete) this.req.resume();
   }
@@ -240,7 +245,7 @@ export class Exchange implements ConnectionOwner {
     this.ctx.upstreamStatus = status;
     this.#finish();
     this.ctx.failureReason = reason;
-    sendStatus(this.res, status);
+    sendStatus(this.res, status, undefined, undefined, this.settings.serverHeader);
   }
 
   onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {

@@ -26,14 +26,14 @@ export class RequestHandler {
     const { path, query } = splitTarget(req.url ?? '/');
     let uri = normalisePath(path);
     if (uri === undefined) {
-      sendStatus(res, 400);
+      sendStatus(res, 400, undefined, undefined, this.options.serverHeader);
       return;
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener);
     const matched = this.snapshot.match({ path: uri, host: ctx.host, hostWithPort: ctx.hostHeader, method: ctx.method, remoteAddr: ctx.remoteAddr, vars: ctx });
     if (!matched) {
-      sendStatus(res, 404, ROUTE_NOT_FOUND);
+      sendStatus(res, 404, ROUTE_NOT_FOUND, undefined, this.options.serverHeader);
       return;
     }
     const route = matched.value;
@@ -46,13 +46,13 @@ export class RequestHandler {
     }
     const stop = runAccessPhases(ctx, route);
     if (stop) {
-      sendStatus(res, stop.status, stop.body, stop.headers);
+      sendStatus(res, stop.status, stop.body, stop.headers, this.options.serverHeader);
       return;
     }
     const resolved = route.resolveUpstream();
     if (!resolved.ok) {
       this.options.log('error', `route ${route.id}: ${resolved.log}`);
-      sendStatus(res, resolved.status, '');
+      sendStatus(res, resolved.status, '', undefined, this.options.serverHeader);
       return;
     }
     const upstream = resolved.upstream;

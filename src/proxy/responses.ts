@@ -10,7 +10,7 @@ export function htmlErrorPage(status: number): string {
 }
 
 /** Ends a response with a status and body; JSON values are serialised with a JSON content type. */
-export function sendStatus(res: ServerResponse, status: number, body?: string | object, headers?: Record<string, string>): void {
+export function sendStatus(res: ServerResponse, status: number, body?: string | object, headers?: Record<string, string>, server?: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -30,6 +30,7 @@ export function sendStatus(res: ServerResponse, status: number, body?: string | 
   res.statusCode = status;
   res.setHeader('Content-Type', type);
   res.setHeader('Content-Length', Buffer.byteLength(text));
+  if (server) res.setHeader('Server', server);
   if (headers) for (const k in headers) res.setHeader(k, headers[k]);
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }

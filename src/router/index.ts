@@ -128,7 +128,7 @@ export class Router<T> {
     const placements: Placement<T>[] = [];
     for (let nth = 0; nth < paths.length; nth++) {
       const path = paths[nth];
-      const candidate: Candidate<T> = { route: entry, path, priority: entry.priority, length: path.source.length, seq, nth };
+      const candidate: Candidate<T> = { ...entry, path, length: path.source.length, nth };
       if (bucketed) {
         for (const host of hostPatterns) {
           const index = this.hosts.obtain(host);

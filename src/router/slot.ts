@@ -116,11 +116,12 @@ function collectFrom<T>(node: TrieNode<T>, path: string, pos: number, out: Candi
   }
 }
 
-export class Slot<T> {
+/** A sorted run of candidates: plain ones, and patterns (trie-indexed once numerous). */
+class Group<T> {
   /** Exact and prefix candidates, sorted. */
-  private readonly plain: Candidate<T>[] = [];
+  readonly plain: Candidate<T>[] = [];
   /** Pattern candidates, sorted. */
-  private readonly patterns: Candidate<T>[] = [];
+  readonly patterns: Candidate<T>[] = [];
   /** Set once `patterns` grows past TRIE_THRESHOLD. */
   private trie: SegmentTrie<T> | null = null;
   /** With a trie: the patterns it cannot hold (a `*` that is not a trailing catch-all segment), sorted. */
@@ -162,38 +163,119 @@ export class Slot<T> {
     return true;
   }
 
+  /** The patterns whose shape can fit `path`, sorted (all of them without a trie). */
+  fitting(path: string, prefixLength: number): Candidate<T>[] {
+    if (this.trie === null) return this.patterns;
+    const fit: Candidate<T>[] = [];
+    this.trie.collect(path, prefixLength, fit);
+    for (let i = 0; i < this.odd.length; i++) fit.push(this.odd[i]);
+    if (fit.length > 1) fit.sort(candidateOrder);
+    return fit;
+  }
+}
+
+const NONE: Candidate<never>[] = [];
+
+function accept<T>(c: Candidate<T>, input: MatchInput): MatchResult<T> | undefined {
+  if (!admits(c, input)) return undefined;
+  if (c.path.kind !== 'pattern') return { value: c.value, id: c.id };
+  const params = matchPattern(c.path, input.path);
+  if (params === undefined) return undefined;
+  return params === null ? { value: c.value, id: c.id } : { value: c.value, id: c.id, params };
+}
+
+/**
+ * The candidates of one path node. Routes whose hosts are plain exact hosts (uri modes) are also
+ * filed per host, so a request only looks at the group of its own host plus the open group;
+ * walking the groups in merged order gives the same winner as one sorted list would.
+ */
+export class Slot<T> extends Group<T> {
+  // The inherited group is the open one (routes without host keys).
+  private keyed: Map<string, Group<T>> | null = null;
+  private count = 0;
+
+  /** Number of candidates (a host-keyed candidate counts once). */
+  override get size(): number {
+    return this.count;
+  }
+
+  override add(c: Candidate<T>): void {
+    const keys = c.hostKeys;
+    if (keys === null) super.add(c);
+    else {
+      const keyed = (this.keyed ??= new Map());
+      for (const key of keys) {
+        let group = keyed.get(key);
+        if (group === undefined) keyed.set(key, (group = new Group()));
+        group.add(c);
+      }
+    }
+    this.count++;
+  }
+
+  override remove(c: Candidate<T>): boolean {
+    const keys = c.hostKeys;
+    let removed = false;
+    if (keys === null) removed = super.remove(c);
+    else if (this.keyed !== null) {
+      for (const key of keys) {
+        const group = this.keyed.get(key);
+        if (group !== undefined && group.remove(c)) {
+          removed = true;
+          if (group.size === 0) this.keyed.delete(key);
+        }
+      }
+      if (this.keyed.size === 0) this.keyed = null;
+    }
+    if (removed) this.count--;
+    return removed;
+  }
+
   /** First candidate (in order) that passes its conditions and its full-path check. */
   match(input: MatchInput, prefixLength: number): MatchResult<T> | undefined {
-    const plain = this.plain;
-    let patterns = this.patterns;
-    if (patterns.length === 0) {
-      for (let i = 0; i < plain.length; i++) {
-        const route = plain[i].route;
-        if (admits(route, input)) return { value: route.value, id: route.id };
+    const a = this.plain;
+    const b = this.patterns.length === 0 ? NONE : this.fitting(input.path, prefixLength);
+    const group = this.keyed === null ? undefined : this.keyed.get(input.host);
+    if (b.length === 0 && group === undefined) {
+      for (let i = 0; i < a.length; i++) {
+        const c = a[i];
+        if (admits(c, input)) return { value: c.value, id: c.id };
       }
       return undefined;
     }
-    if (this.trie !== null) {
-      const fit: Candidate<T>[] = [];
-      this.trie.collect(input.path, prefixLength, fit);
-      for (let i = 0; i < this.odd.length; i++) fit.push(this.odd[i]);
-      if (fit.length > 1) fit.sort(candidateOrder);
-      patterns = fit;
-    }
+    const c = group === undefined ? NONE : group.plain;
+    const d = group === undefined || group.patterns.length === 0 ? NONE : group.fitting(input.path, prefixLength);
     let i = 0;
     let j = 0;
-    while (i < plain.length || j < patterns.length) {
-      if (j >= patterns.length || (i < plain.length && candidateOrder(plain[i], patterns[j]) <= 0)) {
-        const route = plain[i++].route;
-        if (admits(route, input)) return { value: route.value, id: route.id };
-        continue;
+    let k = 0;
+    let l = 0;
+    for (;;) {
+      // Pick the first remaining candidate of the four sorted runs.
+      let best: Candidate<T> | undefined;
+      let from = 0;
+      if (i < a.length) {
+        best = a[i];
+        from = 1;
       }
-      const c = patterns[j++];
-      if (!admits(c.route, input)) continue;
-      const params = matchPattern(c.path, input.path);
-      if (params === undefined) continue;
-      return params === null ? { value: c.route.value, id: c.route.id } : { value: c.route.value, id: c.route.id, params };
+      if (j < b.length && (best === undefined || candidateOrder(b[j], best) < 0)) {
+        best = b[j];
+        from = 2;
+      }
+      if (k < c.length && (best === undefined || candidateOrder(c[k], best) < 0)) {
+        best = c[k];
+        from = 3;
+      }
+      if (l < d.length && (best === undefined || candidateOrder(d[l], best) < 0)) {
+        best = d[l];
+        from = 4;
+      }
+      if (best === undefined) return undefined;
+      if (from === 1) i++;
+      else if (from === 2) j++;
+      else if (from === 3) k++;
+      else l++;
+      const r = accept(best, input);
+      if (r !== undefined) return r;
     }
-    return undefined;
   }
 }

@@ -1,26 +1,51 @@
 // The data-plane checker: what a resource must pass before any worker sees it. Schema first
-// (model/), then what only compiling proves (expressions, upstream nodes). Every config source uses it.
+// (model/), then what only compiling proves (expressions), then fields this version cannot act on:
+// those are refused with a clear error rather than accepted and silently ignored.
 import { validateExpr } from '../expr/index.ts';
-import { KIND_NAMES, validateResource, type ResourceKind, type Route } from '../model/index.ts';
+import { validateResource, type ResourceKind, type Route, type Service, type Upstream } from '../model/index.ts';
+import { compilePath } from '../router/index.ts';
 
 export function checkResource(kind: ResourceKind, value: unknown): string | undefined {
   const schemaError = validateResource(kind, value);
   if (schemaError) return schemaError;
-  const obj = value as { plugins?: Record<string, unknown> };
+  const obj = value as Route & Service;
   if (obj.plugins) {
-    // The plugin runtime is not part of this build: any plugin name is unknown, as APISIX says
-    // for a plugin that is not enabled.
+    // No plugin is enabled in this build, so every name is unknown, as APISIX says for a plugin
+    // missing from the enabled list.
     const name = Object.keys(obj.plugins)[0];
     if (name !== undefined) return `unknown plugin [${name}]`;
   }
+  if (obj.script !== undefined) return unsupported('script', 'Lua scripts cannot run in Causeway');
+  if (obj.enable_websocket) return unsupported('enable_websocket', 'WebSocket proxying arrives with the protocols release');
   if (kind === 'routes') {
     const route = value as Route;
+    if (route.filter_func !== undefined) return unsupported('filter_func', 'Lua functions cannot run in Causeway; use `vars`');
+    if (route.plugin_config_id !== undefined) return unsupported('plugin_config_id', 'plugin configs arrive with the plugin runtime');
+    for (const path of route.uris ?? [route.uri]) {
+      // Checked as a plain path: parameter syntax depends on the router mode, which workers check.
+      try {
+        compilePath(path, false);
+      } catch (err) {
+        return `invalid configuration: property "${route.uris ? 'uris' : 'uri'}": ${(err as Error).message}`;
+      }
+    }
     if (route.vars) {
       const err = validateExpr(route.vars);
       if (err) return `failed to validate the 'vars' expression: ${err}`;
     }
   }
+  const upstream = kind === 'upstreams' ? (value as Upstream) : obj.upstream;
+  return upstream ? checkUpstreamSupport(upstream, kind === 'upstreams' ? '' : 'upstream.') : undefined;
+}
+
+function checkUpstreamSupport(up: Upstream, prefix: string): string | undefined {
+  if (up.scheme && up.scheme !== 'http' && up.scheme !== 'https') return unsupported(`${prefix}scheme`, `scheme "${up.scheme}" arrives with a later release; use http or https`);
+  if (up.discovery_type !== undefined) return unsupported(`${prefix}discovery_type`, 'service discovery is not available yet; list `nodes`');
+  if (up.checks !== undefined) return unsupported(`${prefix}checks`, 'health checks arrive with a later release');
+  if (up.tls !== undefined) return unsupported(`${prefix}tls`, 'client certificates to upstreams arrive with a later release');
   return undefined;
 }
 
-export { KIND_NAMES };
+function unsupported(field: string, why: string): string {
+  return `property "${field}" is not supported by this version: ${why}`;
+}

@@ -12,6 +12,8 @@ export interface ConnectionOwner extends ResponseSink {
   onConnectionTimeout(): void;
   /** The socket's write buffer drained. */
   onConnectionDrain(): void;
+  /** A new connection finished connecting (and its TLS handshake). */
+  onConnected(): void;
 }
 
 export interface ConnectTarget {
@@ -80,6 +82,7 @@ export class UpstreamConnection {
 
   #onConnect = (): void => {
     this.connected = true;
+    this.owner?.onConnected();
   };
 
   #onData = (data: Buffer): void => {

@@ -211,6 +211,11 @@ describe('conditions', () => {
     ]);
     assert.equal(hit(r, '/v', { vars: { http_x_env: 'beta' } }), 'beta');
     assert.equal(hit(r, '/v', { vars: { http_x_env: 'prod' } }), 'default');
+    const throwing = build('radixtree_uri', [
+      route('boom', '/v', { vars: () => { throw new Error('bad operand'); } }),
+      route('next', '/v'),
+    ]);
+    assert.equal(hit(throwing, '/v'), 'next', 'a predicate that throws counts as not matching');
   });
 
   it('hosts as a per-route condition in the uri modes', () => {
@@ -230,6 +235,25 @@ describe('conditions', () => {
     assert.equal(hit(r, '/h', { host: 'ported.test', hostWithPort: 'ported.test:9090' }), undefined);
     assert.equal(hit(r, '/h', { host: 'ported.test' }), undefined);
     assert.equal(hit(r, '/any', { host: 'whatever.org' }), 'any');
+  });
+
+  it('many host-specific routes on one path (uri mode) still pick by host, priority and order', () => {
+    const specs: RouteSpec<string>[] = [];
+    for (let i = 0; i < 500; i++) specs.push(route(`h${i}`, '/api/*', { hosts: [`t${i}.example.com`] }));
+    specs.push(route('wild', '/api/*', { hosts: ['*.example.com'], priority: 1, methods: ['PUT'] }));
+    specs.push(route('open', '/api/*'));
+    const r = build('radixtree_uri', specs);
+    assert.equal(hit(r, '/api/x', { host: 't321.example.com' }), 'h321');
+    assert.equal(hit(r, '/api/x', { host: 't321.example.com', method: 'PUT' }), 'wild', 'higher priority first');
+    assert.equal(hit(r, '/api/x', { host: 'nobody.example.com' }), 'open');
+    r.upsert(route('h321', '/api/*', { hosts: ['*.t321.example.com'] }));
+    assert.equal(hit(r, '/api/x', { host: 't321.example.com' }), 'open', 'old host gone after the update');
+    assert.equal(hit(r, '/api/x', { host: 'a.t321.example.com' }), 'h321');
+    r.upsert(route('h321', '/api/*', { hosts: ['t321.example.com', 'alias.org'] }));
+    assert.equal(hit(r, '/api/x', { host: 'alias.org' }), 'h321');
+    assert.equal(hit(r, '/api/x', { host: 't321.example.com' }), 'h321');
+    assert.ok(r.remove('h321'));
+    assert.equal(hit(r, '/api/x', { host: 'alias.org' }), 'open');
   });
 
   it('in the uri modes a host-less route can win over a host route', () => {
@@ -378,6 +402,7 @@ describe('invalid input', () => {
     ['bad remote addr', { remoteAddrs: ['1.2.3.4/33'] }, /route "bad": invalid ip address: 1\.2\.3\.4\/33/],
     ['garbage remote addr', { remoteAddrs: ['nope'] }, /invalid ip address: nope/],
     ['bad priority', { priority: Number.NaN }, /priority must be a finite number/],
+    ['unknown method', { methods: ['FETCH'] }, /invalid method "FETCH": expected one of GET, POST/],
   ];
   for (const [name, extra, message] of cases) {
     it(`rejects ${name}`, () => {
@@ -474,22 +499,22 @@ function refMatch(mode: RouterMode, routes: Map<string, RefRoute>, input: MatchI
     for (const m of members) {
       for (const [nth, p] of [...new Set(m.spec.paths)].entries()) {
         const path = compilePath(p, withParams);
-        const entry = { id: m.spec.id } as RouteEntry<string>;
-        cands.push({ route: entry, path, priority: m.spec.priority ?? 0, length: p.length, seq: m.seq, nth });
+        const entry = { id: m.spec.id, priority: m.spec.priority ?? 0, seq: m.seq } as RouteEntry<string>;
+        cands.push({ ...entry, path, length: p.length, nth });
       }
     }
     const byId = new Map([...members].map((m) => [m.spec.id, m.spec]));
     const tryList = (list: C[]) => {
       list.sort(candidateOrder);
       for (const c of list) {
-        if (!condPass(byId.get(c.route.id)!, checkHosts)) continue;
-        if (c.path.kind !== 'pattern') return { id: c.route.id };
+        if (!condPass(byId.get(c.id)!, checkHosts)) continue;
+        if (c.path.kind !== 'pattern') return { id: c.id };
         const m = c.path.regex!.exec(input.path);
         if (!m) continue;
-        if (!c.path.names) return { id: c.route.id };
+        if (!c.path.names) return { id: c.id };
         const params: Record<string, string> = {};
         c.path.names.forEach((n, i) => (params[n] = m[i + 1]));
-        return { id: c.route.id, params };
+        return { id: c.id, params };
       }
       return undefined;
     };
