@@ -2,6 +2,7 @@
 // expressions, balancers and (later) plugins read through `get(name)`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { VarLookup, VarValue } from '../expr/vars.ts';
+import { realClientAddr, type RealIpSettings } from './real-ip.ts';
 import { parseCookies, parseQuery } from './uri.ts';
 
 export interface ListenerInfo {
@@ -42,7 +43,7 @@ export class RequestContext implements VarLookup {
   #args: Map<string, string | string[]> | undefined;
   #cookies: Map<string, string> | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, uri: string, queryString: string, listener: ListenerInfo) {
+  constructor(req: IncomingMessage, res: ServerResponse, uri: string, queryString: string, listener: ListenerInfo, realIp: RealIpSettings | undefined) {
     this.req = req;
     this.res = res;
     this.method = req.method!;
@@ -53,7 +54,7 @@ export class RequestContext implements VarLookup {
     this.hostHeader = hostHeader;
     this.host = hostWithoutPort(hostHeader).toLowerCase();
     const socket = req.socket;
-    this.remoteAddr = unmapIpv4(socket.remoteAddress ?? '');
+    this.remoteAddr = realClientAddr(unmapIpv4(socket.remoteAddress ?? ''), req.headers, realIp);
     this.remotePort = socket.remotePort ?? 0;
     this.listener = listener;
     this.startTime = performance.now();
@@ -76,6 +77,8 @@ export class RequestContext implements VarLookup {
         return this.method;
       case 'remote_addr':
         return this.remoteAddr;
+      case 'realip_remote_addr':
+        return unmapIpv4(this.req.socket.remoteAddress ?? '');
       case 'remote_port':
         return String(this.remotePort);
       case 'scheme':

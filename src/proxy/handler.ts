@@ -4,12 +4,15 @@ import type { Snapshot } from '../snapshot/index.ts';
 import { RequestContext, type ListenerInfo } from './context.ts';
 import { Exchange, type ForwardSettings } from './forward.ts';
 import { runAccessPhases } from './phases.ts';
+import type { RealIpSettings } from './real-ip.ts';
 import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
 import { normalisePath, splitTarget } from './uri.ts';
 
 export interface HandlerOptions extends ForwardSettings {
   /** Strip one trailing `/` before matching (apisix.delete_uri_tail_slash). */
   deleteUriTailSlash: boolean;
+  /** nginx realip settings; undefined when off. */
+  realIp: RealIpSettings | undefined;
   log: (level: 'warn' | 'error', message: string) => void;
 }
 
@@ -30,7 +33,7 @@ export class RequestHandler {
       return;
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
-    const ctx = new RequestContext(req, res, uri, query, listener);
+    const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
     const matched = this.snapshot.match({ path: uri, host: ctx.host, hostWithPort: ctx.hostHeader, method: ctx.method, remoteAddr: ctx.remoteAddr, vars: ctx });
     if (!matched) {
       sendStatus(res, 404, ROUTE_NOT_FOUND, undefined, this.options.serverHeader);

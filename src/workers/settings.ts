@@ -1,6 +1,7 @@
 // Node config → the settings a worker's request path reads. Recomputed on start and on SIGHUP.
 import { parseDurationSeconds, type NodeConfig } from '../conf/index.ts';
 import type { HandlerOptions } from '../proxy/handler.ts';
+import { compileRealIp } from '../proxy/real-ip.ts';
 import type { ServerLimits } from '../proxy/server.ts';
 import { SERVER_TOKEN } from '../proxy/responses.ts';
 import { compileIpMatcher } from '../util/ip.ts';
@@ -11,6 +12,7 @@ export function handlerOptions(config: NodeConfig): HandlerOptions {
   const a = config.apisix;
   return {
     deleteUriTailSlash: a.delete_uri_tail_slash,
+    realIp: compileRealIp(config.nginx_config.http.real_ip_header, config.nginx_config.http.real_ip_from, config.nginx_config.http.real_ip_recursive),
     trustedAddresses: a.trusted_addresses?.length ? compileIpMatcher(a.trusted_addresses) : undefined,
     serverHeader: a.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,
     showUpstreamStatus: a.show_upstream_status_in_response_header,
