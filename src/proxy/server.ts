@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { ListenerInfo } from './context.ts';
 import type { RequestHandler } from './handler.ts';
-import { htmlErrorPage } from './responses.ts';
+import { htmlErrorPage, sendStatus } from './responses.ts';
 
 export interface ListenAddress {
   ip: string;
@@ -53,7 +53,15 @@ export class ProxyServer {
       requestTimeout: 0, // bodies stream: a long upload is not an error
       maxHeaderSize: this.#limits.maxHeaderBytes,
       noDelay: true,
-    }, (req, res) => handler.handle(req, res, listener));
+    }, (req, res) => {
+      try {
+        handler.handle(req, res, listener);
+      } catch (err) {
+        // A bug must cost one request, not the worker: answer 500 and log it.
+        handler.options.log('error', `request ${req.method} ${req.url} failed: ${(err as Error).stack ?? err}`);
+        sendStatus(res, 500, undefined, undefined, handler.options.serverHeader);
+      }
+    });
     server.on('clientError', onClientError);
     return server;
   }

@@ -177,10 +177,13 @@ class Group<T> {
 const NONE: Candidate<never>[] = [];
 
 function accept<T>(c: Candidate<T>, input: MatchInput): MatchResult<T> | undefined {
-  if (!admits(c, input)) return undefined;
-  if (c.path.kind !== 'pattern') return { value: c.value, id: c.id };
+  if (c.path.kind !== 'pattern') return admits(c, input) ? { value: c.value, id: c.id } : undefined;
+  // Captures first, so `vars` can test `uri_param_*` (lua-resty-radixtree checks vars before capturing,
+  // which makes such routes unmatchable there).
   const params = matchPattern(c.path, input.path);
   if (params === undefined) return undefined;
+  if (input.paramsSink) input.paramsSink.params = params ?? undefined;
+  if (!admits(c, input)) return undefined;
   return params === null ? { value: c.value, id: c.id } : { value: c.value, id: c.id, params };
 }
 

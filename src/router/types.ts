@@ -34,6 +34,8 @@ export interface MatchInput {
   method: string;
   remoteAddr: string;
   vars: VarLookup;
+  /** Receives a pattern route's captures before its `vars` run (the request context, so `uri_param_*` resolves). */
+  paramsSink?: { params: Record<string, string> | undefined };
 }
 
 export interface MatchResult<T> {

@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { request, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
+import { startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
 
 const NOT_FOUND_BODY = '{"error_msg":"404 Route Not Found"}\n';
 
@@ -474,6 +474,13 @@ describe('routing: radixtree_uri mode', () => {
     await assertRoutedTo(gw, '/w', b, { headers: { host: 'x.y.example.com' } });
     await assertNotFound(gw, '/w', { headers: { host: 'example.com' } });
   });
+
+  it('a route host with a port is compared with the Host header, port included', async () => {
+    await apply(gw, a, { routes: [{ id: 'hp', uri: '/hp', host: 'foo.com:8080', upstream: upstreamOf(b) }] });
+    await assertRoutedTo(gw, '/hp', b, { headers: { host: 'foo.com:8080' } });
+    await assertNotFound(gw, '/hp', { headers: { host: 'foo.com:9090' } });
+    await assertNotFound(gw, '/hp', { headers: { host: 'foo.com' } });
+  });
 });
 
 describe('routing: radixtree_uri_with_parameter mode', () => {
@@ -490,26 +497,36 @@ describe('routing: radixtree_uri_with_parameter mode', () => {
     await Promise.all([a?.close(), b?.close()]);
   });
 
-  it('`:name` matches one segment and is usable as uri_param_name in vars', async () => {
+  it('`:name` matches exactly one segment', async () => {
+    await apply(gw, a, { routes: [{ id: 'user', uri: '/user/:name', upstream: upstreamOf(a) }] });
+    await assertRoutedTo(gw, '/user/bob', a);
+    await assertRoutedTo(gw, '/user/alice', a);
+    await assertNotFound(gw, '/user/bob/x');
+    await assertNotFound(gw, '/user/');
+    await assertNotFound(gw, '/user');
+  });
+
+  it('`*name` catches the rest of the path', async () => {
+    await apply(gw, a, { routes: [{ id: 'files', uri: '/files/:bucket/*path', upstream: upstreamOf(a) }] });
+    await assertRoutedTo(gw, '/files/pub/a/b.txt', a);
+    await assertRoutedTo(gw, '/files/priv/x', a);
+  });
+
+  it('uri_param_name is usable in route vars', async () => {
     await apply(gw, a, {
       routes: [
         { id: 'bob', uri: '/user/:name', priority: 1, vars: [['uri_param_name', '==', 'bob']], upstream: upstreamOf(b) },
         { id: 'any', uri: '/user/:name', upstream: upstreamOf(a) },
+        { id: 'only-bob', uri: '/people/:name', vars: [['uri_param_name', '==', 'bob']], upstream: upstreamOf(b) },
       ],
     });
     await assertRoutedTo(gw, '/user/bob', b);
     await assertRoutedTo(gw, '/user/alice', a);
-    await assertNotFound(gw, '/user/bob/x');
-    await assertNotFound(gw, '/user/');
-  });
-
-  it('only vars on uri_param_name: other names get 404', async () => {
-    await apply(gw, a, { routes: [{ id: 'bob', uri: '/people/:name', vars: [['uri_param_name', '==', 'bob']], upstream: upstreamOf(b) }] });
     await assertRoutedTo(gw, '/people/bob', b);
     await assertNotFound(gw, '/people/carol');
   });
 
-  it('`*name` catches the rest of the path', async () => {
+  it('`*name` and `:name` captures are usable in route vars', async () => {
     await apply(gw, a, {
       routes: [
         { id: 'files', uri: '/files/:bucket/*path', vars: [['uri_param_path', '==', 'a/b.txt'], ['uri_param_bucket', '==', 'pub']], upstream: upstreamOf(a) },
@@ -553,6 +570,3 @@ describe('routing: delete_uri_tail_slash', () => {
     await assertNotFound(gw, '/ts/x');
   });
 });
-
-// keep `request` imported for parity with the harness API (used in readiness checks elsewhere)
-void request;
