@@ -28,6 +28,7 @@ export class FileConfigPipeline {
       return false;
     }
     const result = readStandaloneFile(this.path, this.format, checkResource, this.#current);
+    for (const warning of result.warnings) this.#reportOnce('warn', warning);
     for (const problem of result.problems) log('error', problem);
     if (!result.set) {
       this.#report(`${result.fileError}; keeping the last good config`);
@@ -49,6 +50,13 @@ export class FileConfigPipeline {
     if (message === this.#lastError) return;
     this.#lastError = message;
     log('error', message);
+  }
+
+  readonly #warned = new Set<string>();
+  #reportOnce(level: 'warn', message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    log(level, message);
   }
 
   watch(): void {

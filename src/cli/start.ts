@@ -19,11 +19,18 @@ export async function start(configPath: string | undefined): Promise<void> {
   const pipeline = new FileConfigPipeline(source.path, source.format);
   pipeline.reload();
   const listeners = httpListeners(config);
+  // Several workers share a port only through SO_REUSEPORT (Linux); without it one worker serves.
+  const reusePort = config.apisix.enable_reuseport && process.platform === 'linux';
+  let count = workerCount(config);
+  if (!reusePort && count > 1) {
+    log('warn', `SO_REUSEPORT is ${config.apisix.enable_reuseport ? 'not available on this platform' : 'disabled (apisix.enable_reuseport)'}: running 1 worker instead of ${count}`);
+    count = 1;
+  }
   const supervisor = new WorkerSupervisor({
-    count: workerCount(config),
+    count,
     config,
     listeners,
-    reusePort: config.apisix.enable_reuseport && process.platform === 'linux',
+    reusePort,
     currentState: () => pipeline.state(),
   });
   pipeline.onChange = (events, version) => supervisor.broadcast(events, version);
@@ -76,6 +83,10 @@ function reloadSettings(path: string | undefined, current: NodeConfig, superviso
     ['nginx_config.worker_processes', current.nginx_config.worker_processes, next.nginx_config.worker_processes],
     ['deployment', current.deployment, next.deployment],
     ['apisix.status', current.apisix.status, next.apisix.status],
+    ['apisix.enable_reuseport', current.apisix.enable_reuseport, next.apisix.enable_reuseport],
+    ['nginx_config.http.keepalive_timeout', current.nginx_config.http.keepalive_timeout, next.nginx_config.http.keepalive_timeout],
+    ['nginx_config.http.client_header_timeout', current.nginx_config.http.client_header_timeout, next.nginx_config.http.client_header_timeout],
+    ['nginx_config.http.upstream', current.nginx_config.http.upstream, next.nginx_config.http.upstream],
   ];
   for (const [key, a, b] of restartOnly) {
     if (JSON.stringify(a) !== JSON.stringify(b)) log('warn', `SIGHUP: ${key} changed; it takes effect after a restart`);

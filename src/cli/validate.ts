@@ -17,9 +17,9 @@ export function validate(configPath: string | undefined, out: (line: string) => 
     out(result.fileError);
     return false;
   }
-  const errors = result.problems.filter((p) => !p.includes('is not supported by this version yet'));
+  for (const w of result.warnings) out(`warning: ${w}`);
   for (const p of result.problems) out(p);
-  if (errors.length > 0) return false;
+  if (result.problems.length > 0) return false;
   const set = result.set!;
   out(`${source.path}: ok (${set.routes.size} routes, ${set.services.size} services, ${set.upstreams.size} upstreams)`);
   return true;

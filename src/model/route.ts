@@ -54,6 +54,7 @@ export interface Route extends Metadata {
   upstream_id?: string | number;
   upstream?: Upstream;
   script?: string;
+  script_id?: string | number;
   timeout?: Timeout;
   enable_websocket?: boolean;
   status?: 0 | 1;

@@ -56,7 +56,6 @@ export class Exchange implements ConnectionOwner {
   #replayBytes = 0;
   #bodyComplete = false;
   #bodySentThisAttempt = false;
-  #wroteToUpstream = false;
   #responded = false;
   #finished = false;
   #lastErrorWasTimeout = false;
@@ -116,7 +115,8 @@ export class Exchange implements ConnectionOwner {
     this.#bodySentThisAttempt = false;
     this.upstream.balancer.started?.(node);
     conn.attach(this, this.#headOnly);
-    conn.socket.setTimeout(conn.connected ? this.timeouts.read : this.timeouts.connect);
+    // connect timeout until connected, then send timeout while the body streams, then read timeout.
+    conn.socket.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.timeouts.send);
     this.#writeHead(conn, node);
   }
 
@@ -136,7 +136,6 @@ export class Exchange implements ConnectionOwner {
     else if (this.#hasBody) head += `Content-Length: ${this.req.headers['content-length']}\r\n`;
     head += '\r\n';
     const socket = conn.socket;
-    this.#wroteToUpstream = false;
     if (!this.#hasBody) {
       socket.write(head);
       this.#bodySentThisAttempt = true;
@@ -152,7 +151,6 @@ export class Exchange implements ConnectionOwner {
 
   #writeBodyChunk(chunk: Buffer): boolean {
     const socket = this.#conn!.socket;
-    this.#wroteToUpstream ||= this.#conn!.connected;
     if (!this.#chunkedBody) return socket.write(chunk);
     socket.write(`${chunk.length.toString(16)}\r\n`);
     socket.write(chunk);
@@ -160,8 +158,10 @@ export class Exchange implements ConnectionOwner {
   }
 
   #writeBodyEnd(): void {
-    if (this.#chunkedBody) this.#conn!.socket.write('0\r\n\r\n');
+    const conn = this.#conn!;
+    if (this.#chunkedBody) conn.socket.write('0\r\n\r\n');
     this.#bodySentThisAttempt = true;
+    if (conn.connected) conn.socket.setTimeout(this.timeouts.read);
   }
 
   #onRequestData = (chunk: Buffer): void => {
@@ -181,8 +181,7 @@ export class Exchange implements ConnectionOwner {
   };
 
   onConnected(): void {
-    // Connected: from now on the read timeout bounds the wait for the response.
-    this.#conn?.socket.setTimeout(this.timeouts.read);
+    this.#conn?.socket.setTimeout(this.#bodyComplete ? this.timeouts.read : this.timeouts.send);
   }
 
   onConnectionDrain(): void {
@@ -243,9 +242,10 @@ export class Exchange implements ConnectionOwner {
 
   #fail(status: number, reason: string): void {
     this.ctx.upstreamStatus = status;
-    this.#finish();
     this.ctx.failureReason = reason;
-    sendStatus(this.res, status, undefined, undefined, this.settings.serverHeader);
+    this.#finish();
+    // As nginx's $upstream_status after failed tries, APISIX reports it on these 5xx too.
+    sendStatus(this.res, status, undefined, { 'X-APISIX-Upstream-Status': String(status) }, this.settings.serverHeader);
   }
 
   onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {

@@ -59,6 +59,11 @@ export class RequestHandler {
       return;
     }
     const upstream = resolved.upstream;
+    if (upstream.nodes.length === 0) {
+      this.options.log('error', `route ${route.id}: no valid upstream node`);
+      sendStatus(res, 503, undefined, undefined, this.options.serverHeader);
+      return;
+    }
     new Exchange(ctx, upstream, route.timeouts ?? upstream.timeouts, this.options, this.#onExchangeDone).start();
   }
 

@@ -51,6 +51,7 @@ export class ProxyServer {
       keepAliveTimeout: this.#limits.keepAliveTimeoutMs,
       headersTimeout: this.#limits.headerTimeoutMs,
       requestTimeout: 0, // bodies stream: a long upload is not an error
+      connectionsCheckingInterval: Math.min(1000, this.#limits.headerTimeoutMs),
       maxHeaderSize: this.#limits.maxHeaderBytes,
       noDelay: true,
     }, (req, res) => {
@@ -94,8 +95,10 @@ function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, sock
   let status = 400;
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = 408;
   else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    // nginx answers 414 when the request line alone overflows its 8 KiB line buffer, else 400.
     const raw = err.rawPacket;
-    status = raw && raw.indexOf('\r\n') === -1 ? 414 : 400;
+    const lineEnd = raw ? raw.indexOf('\r\n') : -1;
+    status = raw && /^[A-Z]+ /.test(raw.toString('latin1', 0, 16)) && (lineEnd === -1 || lineEnd > 8192) ? 414 : 400;
   }
   const body = htmlErrorPage(status);
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);

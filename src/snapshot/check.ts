@@ -20,6 +20,7 @@ export function checkResource(kind: ResourceKind, value: unknown): string | unde
   if (kind === 'routes') {
     const route = value as Route;
     if (route.filter_func !== undefined) return unsupported('filter_func', 'Lua functions cannot run in Causeway; use `vars`');
+    if (route.script_id !== undefined) return unsupported('script_id', 'Lua scripts cannot run in Causeway');
     if (route.plugin_config_id !== undefined) return unsupported('plugin_config_id', 'plugin configs arrive with the plugin runtime');
     for (const path of route.uris ?? [route.uri]) {
       // Checked as a plain path: parameter syntax depends on the router mode, which workers check.

@@ -6,7 +6,7 @@ import { compileExpr } from '../expr/index.ts';
 import type { ChangeEvent, ResourceKind, Route, Service, Upstream } from '../model/index.ts';
 import { Router, type MatchInput, type MatchResult, type RouterMode } from '../router/index.ts';
 import type { CompiledRoute, CompiledService, CompiledUpstream, UpstreamResolution } from './types.ts';
-import { compileUpstream, timeoutsMs } from './upstream.ts';
+import { compileUpstream, DEFAULT_POOL, timeoutsMs, type PoolDefaults } from './upstream.ts';
 
 export type { ChangeEvent } from '../model/index.ts';
 export type { CompiledRoute, CompiledService, CompiledUpstream, TimeoutsMs } from './types.ts';
@@ -14,6 +14,8 @@ export type { CompiledRoute, CompiledService, CompiledUpstream, TimeoutsMs } fro
 
 export interface SnapshotOptions {
   routerMode?: RouterMode;
+  /** Keep-alive pool settings for upstreams without `keepalive_pool`. */
+  poolDefaults?: PoolDefaults;
   /** Called for a resource that validated but could not be compiled; it is left out. */
   onError?: (kind: ResourceKind, id: string, message: string) => void;
 }
@@ -28,12 +30,14 @@ export class Snapshot {
   /** service id → ids of routes that reference it (whether or not the service exists yet). */
   readonly #routesByService = new Map<string, Set<string>>();
   readonly #onError: SnapshotOptions['onError'];
+  readonly #poolDefaults: PoolDefaults;
   /** Bumped on every applied batch; equals the config source's revision when one is given. */
   version = 0;
 
   constructor(options: SnapshotOptions = {}) {
     this.router = new Router<CompiledRoute>(options.routerMode ?? 'radixtree_host_uri');
     this.#onError = options.onError;
+    this.#poolDefaults = options.poolDefaults ?? DEFAULT_POOL;
   }
 
   match(input: MatchInput): MatchResult<CompiledRoute> | undefined {
@@ -56,13 +60,13 @@ export class Snapshot {
   }
 
   #applyUpstream(id: string, conf: Upstream | undefined): void {
-    if (conf) this.upstreams.set(id, compileUpstream(conf, id));
+    if (conf) this.upstreams.set(id, compileUpstream(conf, id, this.#poolDefaults));
     else this.upstreams.delete(id);
   }
 
   #applyService(id: string, conf: Service | undefined): void {
     if (conf) {
-      this.services.set(id, { id, conf, upstream: conf.upstream ? compileUpstream(conf.upstream, undefined) : undefined });
+      this.services.set(id, { id, conf, upstream: conf.upstream ? compileUpstream(conf.upstream, undefined, this.#poolDefaults) : undefined });
     } else {
       this.services.delete(id);
     }
@@ -130,7 +134,7 @@ export class Snapshot {
       return () => ({ ok: false, status: 404, log: `failed to fetch service configuration by id: ${serviceId}` });
     }
     if (conf.upstream) {
-      const result: UpstreamResolution = { ok: true, upstream: compileUpstream(conf.upstream, undefined) };
+      const result: UpstreamResolution = { ok: true, upstream: compileUpstream(conf.upstream, undefined, this.#poolDefaults) };
       return () => result;
     }
     const upstreamId = conf.upstream_id ?? (service?.upstream ? undefined : service?.conf.upstream_id);

@@ -8,7 +8,14 @@ import type { CompiledUpstream, TimeoutsMs } from './types.ts';
 /** nginx's proxy_{connect,send,read}_timeout as APISIX renders them. */
 export const DEFAULT_TIMEOUTS_MS: TimeoutsMs = { connect: 60_000, send: 60_000, read: 60_000 };
 
-const DEFAULT_POOL = { size: 320, idle_timeout: 60, requests: 1000 };
+/** keepalive_pool when an upstream sets none: nginx_config.http.upstream.{keepalive, keepalive_timeout, keepalive_requests}. */
+export interface PoolDefaults {
+  size: number;
+  idle_timeout: number;
+  requests: number;
+}
+
+export const DEFAULT_POOL: PoolDefaults = { size: 320, idle_timeout: 60, requests: 1000 };
 
 export function timeoutsMs(t: { connect: number; send: number; read: number }): TimeoutsMs {
   return { connect: t.connect * 1000, send: t.send * 1000, read: t.read * 1000 };
@@ -37,10 +44,10 @@ export function upstreamNodes(conf: Upstream): UpstreamNode[] {
   return out;
 }
 
-export function compileUpstream(conf: Upstream, id: string | undefined): CompiledUpstream {
+export function compileUpstream(conf: Upstream, id: string | undefined, poolDefaults: PoolDefaults = DEFAULT_POOL): CompiledUpstream {
   const nodes = upstreamNodes(conf);
   const tls = conf.scheme === 'https';
-  const pool = { ...DEFAULT_POOL, ...conf.keepalive_pool };
+  const pool = { ...poolDefaults, ...conf.keepalive_pool };
   const pools = new Map<string, NodePool>();
   for (const node of nodes) {
     const servername = conf.pass_host === 'rewrite' ? conf.upstream_host : undefined;

@@ -20,8 +20,10 @@ export interface StandaloneResult {
   set: ResourceSet | undefined;
   /** File-level error (unreadable, unparsable, wrong shape). */
   fileError?: string;
-  /** Item-level errors and warnings, one line each. */
+  /** Item-level errors, one line each. */
   problems: string[];
+  /** Things ignored on purpose (kinds this version does not have yet). */
+  warnings: string[];
 }
 
 export type StandaloneFormat = 'yaml' | 'json';
@@ -31,7 +33,7 @@ export function readStandaloneFile(path: string, format: StandaloneFormat, check
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    return { set: undefined, fileError: `failed to read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, problems: [] };
+    return { set: undefined, fileError: `failed to read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, problems: [], warnings: [] };
   }
   return parseStandalone(text, format, check, previous, path);
 }
@@ -42,27 +44,30 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
     // YAML: substitution on the raw text, so quoting decides the type (APISIX's rule); JSON: on values.
     doc = format === 'yaml' ? parseYaml(substituteEnvInText(text), { uniqueKeys: true }) : substituteEnvInValue(JSON.parse(text));
   } catch (err) {
-    return { set: undefined, fileError: `invalid ${path}: ${firstLine((err as Error).message)}`, problems: [] };
+    return { set: undefined, fileError: `invalid ${path}: ${firstLine((err as Error).message)}`, problems: [], warnings: [] };
   }
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) {
-    return { set: undefined, fileError: `invalid ${path}: the top level must be a mapping of resource kinds`, problems: [] };
+    return { set: undefined, fileError: `invalid ${path}: the top level must be a mapping of resource kinds`, problems: [], warnings: [] };
   }
   const top = doc as Record<string, unknown>;
   const problems: string[] = [];
+  const warnings: string[] = [];
   const set = emptyResourceSet();
   for (const key of Object.keys(top)) {
     if ((RESOURCE_KINDS as readonly string[]).includes(key)) continue;
+    // `<kind>_conf_version` keys belong to APISIX's API-driven standalone mode; the file's mtime is its version.
+    if (key.endsWith('_conf_version')) continue;
     if (NOT_YET_SUPPORTED.has(key)) {
-      problems.push(`${path}: "${key}" is not supported by this version yet and is ignored`);
+      warnings.push(`${path}: "${key}" is not supported by this version yet and is ignored`);
       continue;
     }
-    return { set: undefined, fileError: `invalid ${path}: unknown top-level key "${key}" (expected one of: ${[...RESOURCE_KINDS, ...NOT_YET_SUPPORTED].join(', ')})`, problems };
+    return { set: undefined, fileError: `invalid ${path}: unknown top-level key "${key}" (expected one of: ${[...RESOURCE_KINDS, ...NOT_YET_SUPPORTED].join(', ')})`, problems, warnings };
   }
   for (const kind of RESOURCE_KINDS) {
     const items = top[kind];
     if (items === undefined || items === null) continue;
-    if (!Array.isArray(items)) return { set: undefined, fileError: `invalid ${path}: "${kind}" must be a list`, problems };
+    if (!Array.isArray(items)) return { set: undefined, fileError: `invalid ${path}: "${kind}" must be a list`, problems, warnings };
     items.forEach((item, index) => {
       const id = itemId(item, index);
       const where = `${kind}[${index}] (id ${id})`;
@@ -70,9 +75,10 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
         problems.push(`${path}: ${where}: duplicate id, item skipped`);
         return;
       }
-      const err = check(kind, item);
+      const value = withoutFileMarkers(item);
+      const err = check(kind, value);
       if (err === undefined) {
-        set[kind].set(id, item as object);
+        set[kind].set(id, value as object);
         return;
       }
       const kept = previous?.[kind].get(id);
@@ -80,7 +86,14 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
       problems.push(`${path}: ${where}: ${err}; ${kept ? 'keeping its last good version' : 'item skipped'}`);
     });
   }
-  return { set, problems };
+  return { set, problems, warnings };
+}
+
+/** Drops the per-item `modifiedIndex` APISIX allows in the file (a reuse hint, not part of the resource). */
+function withoutFileMarkers(item: unknown): unknown {
+  if (!item || typeof item !== 'object' || !('modifiedIndex' in item)) return item;
+  const { modifiedIndex: _unused, ...rest } = item as Record<string, unknown>;
+  return rest;
 }
 
 function itemId(item: unknown, index: number): string {

@@ -2,6 +2,7 @@
 import { parseDurationSeconds, type NodeConfig } from '../conf/index.ts';
 import type { HandlerOptions } from '../proxy/handler.ts';
 import { compileRealIp } from '../proxy/real-ip.ts';
+import type { PoolDefaults } from '../snapshot/upstream.ts';
 import type { ServerLimits } from '../proxy/server.ts';
 import { SERVER_TOKEN } from '../proxy/responses.ts';
 import { compileIpMatcher } from '../util/ip.ts';
@@ -32,4 +33,9 @@ export function serverLimits(config: NodeConfig): ServerLimits {
 
 export function shutdownGraceMs(config: NodeConfig): number {
   return parseDurationSeconds(config.nginx_config.worker_shutdown_timeout) * 1000;
+}
+
+export function poolDefaults(config: NodeConfig): PoolDefaults {
+  const up = config.nginx_config.http.upstream;
+  return { size: up.keepalive, idle_timeout: parseDurationSeconds(up.keepalive_timeout), requests: up.keepalive_requests };
 }

@@ -7,7 +7,7 @@ import { Snapshot } from '../snapshot/index.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
-import { handlerOptions, serverLimits } from './settings.ts';
+import { handlerOptions, poolDefaults, serverLimits } from './settings.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -18,6 +18,7 @@ setLogLevel(init.config.nginx_config.error_log_level);
 function newSnapshot(config: WorkerInit['config']): Snapshot {
   return new Snapshot({
     routerMode: config.apisix.router.http,
+    poolDefaults: poolDefaults(config),
     onError: (kind, id, message) => log('error', `failed to apply ${kind} ${id}: ${message}`),
   });
 }
