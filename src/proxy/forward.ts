@@ -123,7 +123,7 @@ export class Exchange implements ConnectionOwner {
   #writeHead(conn: UpstreamConnection, node: UpstreamNode): void {
     const ctx = this.ctx;
     const up = this.upstream;
-    const host = up.passHost === 'pass' ? ctx.hostHeader || node.host : up.passHost === 'node' ? hostForNode(node) : up.upstreamHost!;
+    const host = up.passHost === 'pass' ? ctx.hostHeader || node.host : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
     let head = `${ctx.method} ${ctx.requestUri} HTTP/1.1\r\n`;
     head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, host, {
       remoteAddr: ctx.remoteAddr,
@@ -312,6 +312,8 @@ export class Exchange implements ConnectionOwner {
   }
 }
 
-function hostForNode(node: UpstreamNode): string {
-  return node.host.includes(':') ? `[${node.host}]` : node.host;
+/** `pass_host: node`: the node's host, with its port unless it is the scheme's default (as APISIX). */
+function hostForNode(node: UpstreamNode, tls: boolean): string {
+  const host = node.host.includes(':') ? `[${node.host}]` : node.host;
+  return node.port === (tls ? 443 : 80) ? host : `${host}:${node.port}`;
 }

@@ -183,6 +183,12 @@ describe('broken clients and upstreams', () => {
     assert.ok(ex.closed);
   });
 
+  it('an oversized request line sent in pieces still gets 414', async () => {
+    const ex = await rawExchange(gw.port, [`GET /echo/${'a'.repeat(20_000)}`, `${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`], { timeoutMs: 5000, gapMs: 50 });
+    assert.equal(statusOf(ex), 414);
+    assert.ok(ex.closed);
+  });
+
   it('HTTP/1.1 without Host gets 400', async () => {
     const ex = await rawExchange(gw.port, 'GET /echo/x HTTP/1.1\r\n\r\n', { timeoutMs: 5000 });
     assert.equal(statusOf(ex), 400);

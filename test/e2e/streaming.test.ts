@@ -115,6 +115,7 @@ describe('streaming large bodies in bounded memory', () => {
   let gw: Gateway;
   let sink: Server;
   let source: Server;
+  let slowSource: Server;
   /** Bytes the slow-reader source has written so far. */
   let slowSourceWritten = 0;
 
@@ -133,27 +134,36 @@ describe('streaming large bodies in bounded memory', () => {
         res.end(text);
       });
     });
-    // /download/<bytes>: Content-Length, 256 KiB writes; /slow/<bytes>: chunked, 4 KiB writes
-    // (many small chunks per socket read on the gateway's side). The tests recompute the expected
-    // SHA-1 from the same generator.
+    // /download/<bytes> and /dl/<bytes>: Content-Length, 256 KiB writes; anything else: a small "ok".
+    // The tests recompute the expected SHA-1 from the same generator.
     source = await listen((req, res) => {
       const [, kind, n] = req.url!.split('/');
-      const total = Number(n);
-      if (kind === 'download') {
+      if (kind === 'download' || kind === 'dl') {
+        const total = Number(n);
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': total });
         produce(res, total, 256 * 1024).then(() => res.end(), () => res.destroy());
       } else {
-        slowSourceWritten = 0;
-        res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
-        produce(res, total, 4096, (b) => (slowSourceWritten = b)).then(() => res.end(), () => res.destroy());
+        res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 2 });
+        res.end('ok');
       }
     });
+    // /slow/<bytes>: chunked, 4 KiB writes (many small chunks per socket read on the gateway's side)
+    slowSource = await listen((req, res) => {
+      const total = Number(req.url!.split('/')[2]);
+      slowSourceWritten = 0;
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      produce(res, total, 4096, (b) => (slowSourceWritten = b)).then(() => res.end(), () => res.destroy());
+    });
+    const timeout = { connect: 5, send: 60, read: 60 };
     gw = await startGateway({
       routes: {
         routes: [
-          { id: 'upload', uri: '/upload', upstream: { nodes: { [`127.0.0.1:${sink.port}`]: 1 }, timeout: { connect: 5, send: 60, read: 60 } } },
-          { id: 'download', uri: '/download/*', upstream: { nodes: { [`127.0.0.1:${source.port}`]: 1 }, timeout: { connect: 5, send: 60, read: 60 } } },
-          { id: 'slow', uri: '/slow/*', upstream: { nodes: { [`127.0.0.1:${source.port}`]: 1 }, timeout: { connect: 5, send: 60, read: 60 } } },
+          { id: 'upload', uri: '/upload', upstream: { nodes: { [`127.0.0.1:${sink.port}`]: 1 }, timeout } },
+          { id: 'download', uri: '/download/*', upstream: { nodes: { [`127.0.0.1:${source.port}`]: 1 }, timeout } },
+          // same node and pool settings as /download (so the same keep-alive pool), short read timeout
+          { id: 'reuse', uri: '/reuse', upstream: { nodes: { [`127.0.0.1:${source.port}`]: 1 }, timeout: { connect: 3, send: 3, read: 3 } } },
+          { id: 'dl', uri: '/dl/*', upstream: { nodes: { [`127.0.0.1:${source.port}`]: 1 }, timeout: { connect: 3, send: 3, read: 3 } } },
+          { id: 'slow', uri: '/slow/*', upstream: { nodes: { [`127.0.0.1:${slowSource.port}`]: 1 }, timeout } },
         ],
       },
     });
@@ -163,6 +173,7 @@ describe('streaming large bodies in bounded memory', () => {
     await gw?.stop();
     await sink?.close();
     await source?.close();
+    await slowSource?.close();
   });
 
   it(`uploads ${mb(SIZE)} through the gateway with bounded gateway memory`, { timeout: 300_000 }, async () => {
@@ -234,12 +245,45 @@ describe('streaming large bodies in bounded memory', () => {
     }
   });
 
+  it('an upstream connection is reusable after a download that hit backpressure', { timeout: 120_000 }, async () => {
+    // A client slower than the upstream makes the gateway pause its upstream socket; the
+    // connection must not go back to the keep-alive pool paused (the next request would hang).
+    const total = 8 * MIB;
+    const first = await request(gw.url('/reuse'), { timeoutMs: 15_000 });
+    assert.equal(first.status, 200, `the request after the big download got ${first.status} (the pooled upstream connection was left paused?)`);
+    for (let i = 0; i < 10; i++) {
+      const bytes = await new Promise<number>((resolve, reject) => {
+        const req = http.get(gw.url(`/dl/${total}`), { agent: false }, (res) => {
+          if (res.statusCode !== 200) reject(new Error(`round ${i}: the download got ${res.statusCode}`));
+          let got = 0;
+          let next = 0;
+          res.on('data', (c: Buffer) => {
+            got += c.length;
+            if (got > next) {
+              // read slowly: 10 ms pause every 512 KiB
+              next += MIB / 2;
+              res.pause();
+              setTimeout(() => res.resume(), 10);
+            }
+          });
+          res.on('end', () => resolve(got));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.setTimeout(30_000, () => req.destroy(new Error('download stalled')));
+      });
+      assert.equal(bytes, total, `round ${i}`);
+      const next = await request(gw.url('/reuse'), { timeoutMs: 15_000 });
+      assert.equal(next.status, 200, `round ${i}: the request after a backpressured download got ${next.status} (the pooled upstream connection was left paused?)`);
+      assert.equal(next.body, 'ok');
+    }
+  });
+
   it('a client that stops reading does not make the gateway buffer the response, and still gets every byte', { timeout: 300_000 }, async () => {
     const total = 512 * MIB;
     const expected = createHash('sha1');
     for (const piece of pieces(total, 4096)) expected.update(piece);
     const expectedSha = expected.digest('hex');
-    const warningsBefore = (gw.output().match(/MaxListenersExceededWarning/g) ?? []).length;
     const rss = rssSampler(gw.proc.pid!);
     const started = Date.now();
     let writtenDuringPause = 0;
@@ -279,10 +323,38 @@ describe('streaming large bodies in bounded memory', () => {
       // backpressure reached the upstream: only socket buffers' worth was produced while the client slept
       assert.ok(writtenDuringPause < 64 * MIB, `the upstream wrote ${mb(writtenDuringPause)} while the client was not reading`);
       assert.ok(rss.maxMb < RSS_LIMIT_MB, `gateway RSS reached ${rss.maxMb.toFixed(0)} MB`);
-      const warningsAfter = (gw.output().match(/MaxListenersExceededWarning/g) ?? []).length;
-      assert.equal(warningsAfter, warningsBefore, `gateway warned: ${gw.output().split('\n').filter((l) => /MaxListeners/.test(l)).join('\n')}`);
     } finally {
       rss.stop();
     }
+  });
+
+  it('a slow reader of a many-small-chunks response does not pile up listeners in the gateway', { timeout: 120_000 }, async () => {
+    // Each socket read from the upstream holds ~16 chunks of 4 KiB; backpressure must be handled
+    // once per read, not once per chunk (Node warns "MaxListenersExceededWarning ... drain listeners").
+    const total = 128 * MIB;
+    const count = () => (gw.output().match(/MaxListenersExceededWarning/g) ?? []).length;
+    const before = count();
+    const bytes = await new Promise<number>((resolve, reject) => {
+      const req = http.get(gw.url(`/slow/${total}`), { agent: false }, (res) => {
+        let got = 0;
+        let next = 0;
+        res.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got > next) {
+            // long enough for the socket buffers between gateway and client to fill up
+            next += 4 * MIB;
+            res.pause();
+            setTimeout(() => res.resume(), 100);
+          }
+        });
+        res.on('end', () => resolve(got));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.setTimeout(60_000, () => req.destroy(new Error('slow download stalled')));
+    });
+    assert.equal(bytes, total);
+    await sleep(200);
+    assert.equal(count(), before, `gateway warned: ${gw.output().split('\n').filter((l) => /MaxListeners/.test(l)).join('\n')}`);
   });
 });

@@ -614,6 +614,25 @@ describe('hop-by-hop headers, Server, X-APISIX-Upstream-Status, keep-alive, resp
     assert.ok(echo.connections >= 5, `${echo.connections} upstream connections for 50 requests with requests: 10`);
   });
 
+  it('a pooled connection the upstream dropped is replaced transparently (GET, single node, no retries left)', async () => {
+    // every connection answers its first request and closes, unanswered, on its second one: the
+    // race where an idle keep-alive connection is closed by the upstream just as it is reused
+    const perConn = new WeakMap<object, number>();
+    const flaky = keep(await startRawUpstream((socket) => {
+      const n = (perConn.get(socket) ?? 0) + 1;
+      perConn.set(socket, n);
+      if (n === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      else socket.destroy();
+    }));
+    await applyRoutes(gw, probe, [{ id: 'stale', uri: '/stale', upstream: { nodes: { [flaky.node]: 1 } } }]);
+    for (let i = 0; i < 3; i++) {
+      const reply = await request(gw.url('/stale'));
+      assert.equal(reply.status, 200, `request ${i}`);
+      assert.equal(reply.body, 'ok');
+    }
+    assert.equal(flaky.connections, 3);
+  });
+
   describe('upstream response forms', () => {
     let http1: Upstream;
     let raw: RawUpstream;
