@@ -59,6 +59,7 @@ export class Exchange implements ConnectionOwner {
   #responded = false;
   #finished = false;
   #lastErrorWasTimeout = false;
+  #upstreamPaused = false;
   #attemptStart = 0;
 
   constructor(ctx: RequestContext, upstream: CompiledUpstream, timeouts: TimeoutsMs, settings: ForwardSettings, onDone?: ForwardDone) {
@@ -132,8 +133,9 @@ export class Exchange implements ConnectionOwner {
       port: ctx.listener.port,
       trusted: this.settings.trustedAddresses,
     });
+    const length = this.req.headers['content-length'];
     if (this.#chunkedBody) head += 'Transfer-Encoding: chunked\r\n';
-    else if (this.#hasBody) head += `Content-Length: ${this.req.headers['content-length']}\r\n`;
+    else if (length !== undefined) head += `Content-Length: ${length}\r\n`;
     head += '\r\n';
     const socket = conn.socket;
     if (!this.#hasBody) {
@@ -262,13 +264,28 @@ export class Exchange implements ConnectionOwner {
   onResponseBody(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
     // The client reads slower than the upstream sends: stop reading the upstream until it drains.
-    const socket = this.#conn!.socket;
-    socket.pause();
-    this.res.once('drain', () => socket.resume());
+    if (!this.#upstreamPaused) {
+      this.#upstreamPaused = true;
+      this.#conn!.socket.pause();
+      this.res.once('drain', this.#onClientDrain);
+    }
     return false;
   }
 
+  #onClientDrain = (): void => {
+    this.#resumeUpstream();
+  };
+
+  #resumeUpstream(): void {
+    if (!this.#upstreamPaused) return;
+    this.#upstreamPaused = false;
+    this.res.off('drain', this.#onClientDrain);
+    this.#conn?.socket.resume();
+  }
+
   onResponseEnd(_trailers: string[] | undefined): void {
+    // A connection goes back to the pool flowing, never paused by this response's backpressure.
+    this.#resumeUpstream();
     const conn = this.#conn!;
     this.#conn = undefined;
     if (this.#node) this.upstream.balancer.finished?.(this.#node, performance.now() - this.#attemptStart, false);

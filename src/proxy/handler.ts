@@ -8,6 +8,9 @@ import type { RealIpSettings } from './real-ip.ts';
 import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
 import { normalisePath, splitTarget } from './uri.ts';
 
+/** Longest request-target whose request line still fits nginx's 8 KiB line buffer. */
+const MAX_REQUEST_TARGET = 8192 - 'PROPFIND  HTTP/1.1\r\n'.length;
+
 export interface HandlerOptions extends ForwardSettings {
   /** Strip one trailing `/` before matching (apisix.delete_uri_tail_slash). */
   deleteUriTailSlash: boolean;
@@ -26,7 +29,12 @@ export class RequestHandler {
   }
 
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
-    const { path, query } = splitTarget(req.url ?? '/');
+    if (req.url!.length > MAX_REQUEST_TARGET) {
+      // nginx reads the request line into one 8 KiB buffer (large_client_header_buffers 4 8k).
+      sendStatus(res, 414, undefined, { Connection: 'close' }, this.options.serverHeader);
+      return;
+    }
+    const { path, query } = splitTarget(req.url!);
     let uri = normalisePath(path);
     if (uri === undefined) {
       sendStatus(res, 400, undefined, undefined, this.options.serverHeader);

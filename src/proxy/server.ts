@@ -87,7 +87,7 @@ export class ProxyServer {
 }
 
 /** Malformed requests get nginx's answer (400, 414 for an oversized request line, 408 on header timeout) and the connection closes. */
-function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
+function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number }, socket: Socket): void {
   if (!socket.writable || (err.code === 'ECONNRESET')) {
     socket.destroy();
     return;
@@ -95,11 +95,25 @@ function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, sock
   let status = 400;
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = 408;
   else if (err.code === 'HPE_HEADER_OVERFLOW') {
-    // nginx answers 414 when the request line alone overflows its 8 KiB line buffer, else 400.
-    const raw = err.rawPacket;
-    const lineEnd = raw ? raw.indexOf('\r\n') : -1;
-    status = raw && /^[A-Z]+ /.test(raw.toString('latin1', 0, 16)) && (lineEnd === -1 || lineEnd > 8192) ? 414 : 400;
+    status = overflowIsRequestLine(err.rawPacket, err.bytesParsed) ? 414 : 400;
   }
   const body = htmlErrorPage(status);
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * nginx answers 414 when the request line overflows, 400 when a header does. The parser hands over
+ * the chunk in which the limit was crossed and the offset where it stopped: the line around that
+ * offset is the one that overflowed.
+ */
+function overflowIsRequestLine(chunk: Buffer | undefined, stoppedAt: number | undefined): boolean {
+  if (!chunk) return false;
+  const at = Math.min(stoppedAt ?? chunk.length, chunk.length);
+  const lineStart = chunk.lastIndexOf('\r\n', Math.max(0, at - 1));
+  // A line break before the overflow point: the overflowing line is a header line.
+  if (lineStart !== -1) return false;
+  if (/^[A-Z]+ \S/.test(chunk.toString('latin1', 0, 24))) return true;
+  // The line began in an earlier chunk: it is the request line if it ends like one.
+  const lineEnd = chunk.indexOf('\r\n');
+  return lineEnd !== -1 && / HTTP\/\d\.\d$/.test(chunk.toString('latin1', Math.max(0, lineEnd - 9), lineEnd));
 }

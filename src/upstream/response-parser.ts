@@ -128,6 +128,7 @@ export class ResponseParser {
       return data.length;
     }
     this.#pending = undefined;
+    if (end > MAX_HEAD_BYTES) throw new ParseError('upstream response header too large');
     const consumed = end + 4 - (prev ? prev.length : 0);
     this.#onHead(buf.toString('latin1', 0, end));
     return offset + consumed;

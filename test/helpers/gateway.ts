@@ -114,10 +114,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     url: (path) => `http://127.0.0.1:${port}${path}`,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      const code = await Promise.race([exited, sleep(15_000).then(() => {
-        proc.kill('SIGKILL');
-        return exited;
-      })]);
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(killer);
       rmSync(dir, { recursive: true, force: true });
       return code;
     },
