@@ -87,14 +87,21 @@ export type IpMatcher = (ip: string) => boolean;
 export function compileIpMatcher(list: readonly string[]): IpMatcher {
   if (list.length === 0) throw new Error('invalid ip address: empty list');
   const exact = new Set<string>();
+  // Exact entries as written (canonical IPv4 text usually matches the socket's), checked before parsing.
+  const exactText = new Set<string>();
   const cidrs: Cidr[] = [];
   for (const item of list) {
     const parsed = parseCidr(item);
     if (typeof parsed === 'string') throw new Error(parsed);
-    if (parsed.prefix === 128) exact.add(Buffer.from(parsed.bytes).toString('hex'));
-    else cidrs.push(parsed);
+    if (parsed.prefix === 128) {
+      exact.add(Buffer.from(parsed.bytes).toString('hex'));
+      exactText.add(item.split('/')[0]);
+    } else {
+      cidrs.push(parsed);
+    }
   }
   return (ip: string) => {
+    if (exactText.has(ip)) return true;
     const bytes = parseIp(ip);
     if (!bytes) return false;
     if (exact.size && exact.has(Buffer.from(bytes).toString('hex'))) return true;
