@@ -45,7 +45,8 @@ export async function start(configPath: string | undefined): Promise<void> {
     });
   }
   const where = listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ');
-  log('notice', `causeway ${VERSION} started: ${supervisor.workerCount} worker(s) listening on ${where}; config from ${source.path}`);
+  // Always shown, whatever the log level: the operator's confirmation that the node is up.
+  process.stdout.write(`causeway ${VERSION} started: ${supervisor.workerCount} worker(s) listening on ${where}; config from ${source.path}\n`);
 
   let stopping = false;
   const stop = async (signal: string) => {
