@@ -2,6 +2,7 @@
 import { ConfigError } from '../conf/index.ts';
 import { log } from '../util/log.ts';
 import { VERSION } from '../util/version.ts';
+import { AdminTokenError } from './admin.ts';
 import { parseArgs, USAGE, UsageError } from './args.ts';
 import { start } from './start.ts';
 import { validate } from './validate.ts';
@@ -29,6 +30,9 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof UsageError) {
       process.stderr.write(`causeway: ${err.message}\n\n${USAGE}`);
       process.exitCode = 2;
+    } else if (err instanceof AdminTokenError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
     } else if (err instanceof ConfigError) {
       process.stderr.write(`causeway: ${err.message}\n`);
       process.exitCode = 1;

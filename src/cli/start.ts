@@ -1,52 +1,77 @@
-// `causeway start`: the main thread runs the config pipeline and the Status API; worker threads serve traffic.
+// `causeway start`: the main thread runs the config flow (file or store), the Admin API and the
+// Status API; worker threads serve traffic.
 import type { Server } from 'node:http';
 import { httpListeners, loadNodeConfig, workerCount, type NodeConfig } from '../conf/index.ts';
+import type { ConfigStore } from '../store/types.ts';
 import { startStatusServer } from '../status/server.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import { VERSION } from '../util/version.ts';
 import { shutdownGraceMs } from '../workers/settings.ts';
 import { WorkerSupervisor } from '../workers/supervisor.ts';
-import { FileConfigPipeline } from './config-pipeline.ts';
-import { configSource } from './provider.ts';
+import type { ConfigPipeline } from './config-pipeline.ts';
+import { FileConfigPipeline } from './file-pipeline.ts';
+import { deploymentPlan, type DeploymentPlan } from './provider.ts';
+import { StoreConfigPipeline } from './store-pipeline.ts';
+import { openStore, storePrefix } from './stores.ts';
+import { checkAdminToken, startAdmin } from './admin.ts';
+import type { AdminServer } from '../admin/index.ts';
 
 export async function start(configPath: string | undefined): Promise<void> {
   const loaded = loadNodeConfig(configPath);
   let config = loaded.config;
   setLogLevel(config.nginx_config.error_log_level);
-  const source = configSource(config, loaded.dir);
-  if (source.kind === 'unavailable') throw new Error(source.reason);
+  const plan = deploymentPlan(config, loaded.dir);
+  if (plan.admin) checkAdminToken(config);
 
-  const pipeline = new FileConfigPipeline(source.path, source.format);
-  pipeline.reload();
-  const listeners = httpListeners(config);
-  // Several workers share a port only through SO_REUSEPORT (Linux); without it one worker serves.
-  const reusePort = config.apisix.enable_reuseport && process.platform === 'linux';
-  let count = workerCount(config);
-  if (!reusePort && count > 1) {
-    log('warn', `SO_REUSEPORT is ${config.apisix.enable_reuseport ? 'not available on this platform' : 'disabled (apisix.enable_reuseport)'}: running 1 worker instead of ${count}`);
-    count = 1;
+  let store: ConfigStore | undefined;
+  let pipeline: ConfigPipeline | undefined;
+  if (plan.source.kind === 'file') {
+    const file = new FileConfigPipeline(plan.source.path, plan.source.format);
+    file.reload();
+    pipeline = file;
+  } else {
+    store = openStore(plan.source, config);
+    if (plan.proxy) {
+      const graceMs = (config.deployment.etcd?.timeout ?? 30) * 1000;
+      const fromStore = new StoreConfigPipeline(store, storePrefix(plan.source, config), plan.source.kind === 'etcd' ? graceMs : 0);
+      await loadWithRetries(fromStore, config, plan);
+      pipeline = fromStore;
+    }
   }
-  const supervisor = new WorkerSupervisor({
-    count,
-    config,
-    listeners,
-    reusePort,
-    currentState: () => pipeline.state(),
-  });
-  pipeline.onChange = (events, version) => supervisor.broadcast(events, version);
-  await supervisor.start();
-  pipeline.watch();
+
+  let supervisor: WorkerSupervisor | undefined;
+  let where = 'no proxy listeners';
+  if (plan.proxy && pipeline) {
+    const listeners = httpListeners(config);
+    // Several workers share a port only through SO_REUSEPORT (Linux); without it one worker serves.
+    const reusePort = config.apisix.enable_reuseport && process.platform === 'linux';
+    let count = workerCount(config);
+    if (!reusePort && count > 1) {
+      log('warn', `SO_REUSEPORT is ${config.apisix.enable_reuseport ? 'not available on this platform' : 'disabled (apisix.enable_reuseport)'}: running 1 worker instead of ${count}`);
+      count = 1;
+    }
+    const source = pipeline;
+    supervisor = new WorkerSupervisor({ count, config, listeners, reusePort, currentState: () => source.state() });
+    source.onChange = (events, version) => supervisor!.broadcast(events, version);
+    await supervisor.start();
+    if (source instanceof FileConfigPipeline) source.watch();
+    where = `${supervisor.workerCount} worker(s) listening on ${listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ')}`;
+  }
+
+  let adminServer: AdminServer | undefined;
+  if (plan.admin && store) adminServer = await startAdmin(config, store, storePrefix(plan.source, config));
 
   let statusServer: Server | undefined;
   if (config.apisix.status) {
     const { ip = '127.0.0.1', port = 7085 } = config.apisix.status;
     statusServer = await startStatusServer(ip, port, {
-      notReadyReason: () => (supervisor.allApplied(pipeline.version) ? undefined : 'not every worker has received the current configuration'),
+      notReadyReason: () => pipeline?.notReadyReason() ?? (supervisor && pipeline && !supervisor.allApplied(pipeline.publishedVersion) ? 'not every worker has received the current configuration' : undefined),
+      configVersions: () => ({ version: pipeline?.version ?? 0, workers: supervisor?.appliedVersions() ?? [] }),
     });
   }
-  const where = listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ');
   // Always shown, whatever the log level: the operator's confirmation that the node is up.
-  process.stdout.write(`causeway ${VERSION} started: ${supervisor.workerCount} worker(s) listening on ${where}; config from ${source.path}\n`);
+  const adminWhere = adminServer ? `; Admin API on ${config.deployment.admin!.admin_listen.ip}:${adminServer.port}` : '';
+  process.stdout.write(`causeway ${VERSION} started as ${plan.role}: ${where}${adminWhere}; config from ${plan.source.kind === 'file' ? plan.source.path : store?.name}\n`);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -54,18 +79,35 @@ export async function start(configPath: string | undefined): Promise<void> {
     stopping = true;
     const grace = shutdownGraceMs(config);
     log('notice', `${signal} received: finishing in-flight requests (up to ${grace / 1000}s)`);
-    pipeline.close();
     statusServer?.close();
-    await supervisor.stop(grace);
+    await adminServer?.close();
+    await supervisor?.stop(grace);
+    await pipeline?.close();
+    await store?.close();
     log('notice', 'stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
-    config = reloadSettings(loaded.path, config, supervisor);
-    pipeline.reload();
+    if (supervisor) config = reloadSettings(loaded.path, config, supervisor);
+    if (pipeline instanceof FileConfigPipeline) pipeline.reload();
   });
+}
+
+/** The first load needs the store; like APISIX's CLI, retry a few times before giving up. */
+async function loadWithRetries(pipeline: StoreConfigPipeline, config: NodeConfig, plan: DeploymentPlan): Promise<void> {
+  const attempts = plan.source.kind === 'etcd' ? (config.deployment.etcd?.startup_retry ?? 2) + 1 : 1;
+  for (let i = 1; ; i++) {
+    try {
+      await pipeline.start();
+      return;
+    } catch (err) {
+      if (i >= attempts) throw new Error(`failed to load the configuration from ${pipeline.store.name}: ${(err as Error).message}`);
+      log('warn', `loading from ${pipeline.store.name} failed (${(err as Error).message}); retry ${i}/${attempts - 1}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 /** SIGHUP: re-read config.yaml and apply what can change live; the rest needs a restart. */

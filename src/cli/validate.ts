@@ -2,14 +2,14 @@
 import { loadNodeConfig } from '../conf/index.ts';
 import { checkResource } from '../snapshot/check.ts';
 import { readStandaloneFile } from '../store/standalone.ts';
-import { configSource } from './provider.ts';
+import { deploymentPlan } from './provider.ts';
 
 export function validate(configPath: string | undefined, out: (line: string) => void): boolean {
   const loaded = loadNodeConfig(configPath);
   out(`${loaded.path ?? 'built-in defaults'}: ok`);
-  const source = configSource(loaded.config, loaded.dir);
-  if (source.kind === 'unavailable') {
-    out(`note: ${source.reason}`);
+  const { source } = deploymentPlan(loaded.config, loaded.dir);
+  if (source.kind !== 'file') {
+    out(`note: resources come from the ${source.kind} store; nothing else to check offline`);
     return true;
   }
   const result = readStandaloneFile(source.path, source.format, checkResource);

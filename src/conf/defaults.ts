@@ -216,5 +216,6 @@ export const DEFAULT_CONFIG: DeepReadonly<NodeConfig> = deepFreeze<NodeConfig>({
       startup_retry: 2,
       tls: { verify: true },
     },
+    embedded: { data_dir: 'data' },
   },
 });

@@ -201,6 +201,8 @@ const deployment = obj({
     admin_api_version: oneOf('v3'),
   }),
   etcd,
+  // Causeway's embedded store (config_provider: embedded): the SQLite file lives in data_dir.
+  embedded: obj({ data_dir: req(str()) }),
   certs: obj({ cert: str(), cert_key: str(), trusted_ca_cert: str() }),
 });
 

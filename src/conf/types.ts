@@ -171,6 +171,8 @@ export interface DeploymentSection {
     admin_api_version?: string;
   };
   etcd?: EtcdConfig;
+  /** Embedded store: `data_dir` (relative paths are taken from the config.yaml's folder). */
+  embedded: { data_dir: string };
   certs?: { cert?: string; cert_key?: string; trusted_ca_cert?: string };
 }
 

@@ -1,5 +1,5 @@
 // The route resource: how a request is matched and where it goes.
-import { hostSchema, idSchema, ipOrCidrSchema, metadataProperties, METHODS, pluginsSchema, timeoutSchema, type Metadata, type Timeout } from './common.ts';
+import { hostSchema, idSchema, ipOrCidrSchema, metadataProperties, METHODS, pluginsSchema, timeoutSchema, type Metadata, type Timeout, withHint } from './common.ts';
 import { upstreamSchema, type Upstream } from './upstream.ts';
 
 export const routeSchema = {
@@ -8,31 +8,34 @@ export const routeSchema = {
   properties: {
     ...metadataProperties,
     uri: { type: 'string', minLength: 1, maxLength: 4096, description: 'Path: exact, `/prefix*`, or with `:param` / `*name`.' },
-    uris: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 4096 } },
-    host: hostSchema,
-    hosts: { type: 'array', minItems: 1, uniqueItems: true, items: hostSchema },
-    remote_addr: ipOrCidrSchema,
-    remote_addrs: { type: 'array', minItems: 1, uniqueItems: true, items: ipOrCidrSchema },
-    methods: { type: 'array', uniqueItems: true, items: { type: 'string', enum: METHODS } },
-    priority: { type: 'integer', default: 0 },
+    uris: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 4096 }, description: 'Several paths; the route matches any of them.' },
+    host: { ...hostSchema, description: 'Host to match (`*.example.com` wildcards allowed).' },
+    hosts: { type: 'array', minItems: 1, uniqueItems: true, items: hostSchema, description: 'Hosts to match; any of them.' },
+    remote_addr: { ...ipOrCidrSchema, description: 'Client address (IP or CIDR) to match.' },
+    remote_addrs: { type: 'array', minItems: 1, uniqueItems: true, items: ipOrCidrSchema, description: 'Client addresses (IP or CIDR); any of them.' },
+    methods: { type: 'array', uniqueItems: true, items: { type: 'string', enum: METHODS }, description: 'HTTP methods to match (default: all).' },
+    priority: { type: 'integer', default: 0, description: 'Higher wins when several routes match the same path.' },
     vars: { type: 'array', description: 'Expression over request variables (see docs/expressions.md).' },
-    filter_func: { type: 'string', minLength: 10, pattern: '^function' },
+    filter_func: { type: 'string', minLength: 10, pattern: '^function', description: 'Lua function source (`function(vars) … end`) deciding the match.' },
     plugins: pluginsSchema,
-    plugin_config_id: idSchema,
-    service_id: idSchema,
-    upstream_id: idSchema,
-    script_id: idSchema,
+    plugin_config_id: { ...idSchema, description: 'Id of a plugin config whose plugins are merged in.' },
+    service_id: { ...idSchema, description: 'Id of the service supplying defaults (upstream, plugins, hosts).' },
+    upstream_id: { ...idSchema, description: 'Id of the upstream requests are sent to.' },
+    script_id: { ...idSchema, description: 'Id of a stored script (dashboard plugin orchestration).' },
     upstream: upstreamSchema,
-    script: { type: 'string', minLength: 10, maxLength: 102400 },
-    timeout: timeoutSchema,
-    enable_websocket: { type: 'boolean' },
-    status: { type: 'integer', enum: [1, 0], default: 1 },
+    script: { type: 'string', minLength: 10, maxLength: 102400, description: 'Lua script for plugin orchestration (excludes `plugins`).' },
+    timeout: { ...timeoutSchema, description: 'Upstream timeouts for this route, in seconds.' },
+    enable_websocket: { type: 'boolean', description: 'Allow WebSocket upgrades.' },
+    status: { type: 'integer', enum: [1, 0], default: 1, description: '1 = enabled, 0 = removed from the router.' },
   },
   allOf: [
-    { oneOf: [{ required: ['uri'] }, { required: ['uris'] }] },
-    { not: { required: ['host', 'hosts'] } },
-    { not: { required: ['remote_addr', 'remote_addrs'] } },
-    { anyOf: [{ required: ['plugins'] }, { required: ['upstream'] }, { required: ['upstream_id'] }, { required: ['service_id'] }, { required: ['script'] }, { required: ['plugin_config_id'] }] },
+    withHint({ oneOf: [{ required: ['uri'] }, { required: ['uris'] }] }, 'should match only one schema: exactly one of "uri" and "uris" is required'),
+    withHint({ not: { required: ['host', 'hosts'] } }, 'should not have both "host" and "hosts"'),
+    withHint({ not: { required: ['remote_addr', 'remote_addrs'] } }, 'should not have both "remote_addr" and "remote_addrs"'),
+    withHint(
+      { anyOf: [{ required: ['plugins'] }, { required: ['upstream'] }, { required: ['upstream_id'] }, { required: ['service_id'] }, { required: ['script'] }] },
+      'should match at least one schema: one of "plugins", "upstream", "upstream_id", "service_id", "script" is required',
+    ),
   ],
   additionalProperties: false,
 } as const;

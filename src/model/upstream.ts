@@ -1,75 +1,84 @@
 // The upstream resource: nodes, balancer, retries, timeouts, host handling, keep-alive pool.
-import { hostSchema, metadataProperties, timeoutSchema, type Metadata, type Timeout } from './common.ts';
+import { hostSchema, metadataProperties, timeoutSchema, type Metadata, type Timeout, withHint } from './common.ts';
 
 const nodeArrayItem = {
   type: 'object',
   properties: {
-    host: { type: 'string', minLength: 1 },
-    port: { type: 'integer', minimum: 1, maximum: 65535 },
-    weight: { type: 'integer', minimum: 0 },
-    priority: { type: 'integer', default: 0 },
-    metadata: { type: 'object' },
+    host: { type: 'string', minLength: 1, description: 'Node host name or IP address.' },
+    port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Node port (default: by scheme).' },
+    weight: { type: 'integer', minimum: 0, description: 'Balancer weight; 0 takes the node out of rotation.' },
+    priority: { type: 'integer', default: 0, description: 'Lower-priority nodes are used only when all higher ones fail.' },
+    metadata: { type: 'object', description: 'Free-form node metadata.' },
   },
   required: ['host', 'weight'],
 } as const;
 
-const healthStatuses = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'integer', minimum: 200, maximum: 599 } } as const;
+const healthStatuses = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'integer', minimum: 200, maximum: 599 }, description: 'HTTP status codes (200-599).' } as const;
 
 const activeCheck = {
   type: 'object',
   properties: {
-    type: { enum: ['http', 'https', 'tcp'], default: 'http' },
-    timeout: { type: 'number', default: 1 },
-    concurrency: { type: 'integer', default: 10 },
-    host: hostSchema,
-    port: { type: 'integer', minimum: 1, maximum: 65535 },
-    http_path: { type: 'string', default: '/' },
-    http_method: { type: 'string' },
-    http_req_body: { type: 'string' },
-    https_verify_certificate: { type: 'boolean', default: true },
-    req_headers: { type: 'array', minItems: 1, items: { type: 'string', uniqueItems: true } },
+    type: { enum: ['http', 'https', 'tcp'], default: 'http', description: 'Probe type.' },
+    timeout: { type: 'number', default: 1, description: 'Probe timeout in seconds.' },
+    concurrency: { type: 'integer', default: 10, description: 'Targets probed at the same time.' },
+    host: { ...hostSchema, description: 'Host header of HTTP probes.' },
+    port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Probe port (default: the node port).' },
+    http_path: { type: 'string', default: '/', description: 'Path of HTTP probes.' },
+    http_method: { type: 'string', description: 'Method of HTTP probes (default GET).' },
+    http_req_body: { type: 'string', description: 'Body of HTTP probes.' },
+    https_verify_certificate: { type: 'boolean', default: true, description: 'Verify the node certificate on https probes.' },
+    req_headers: { type: 'array', minItems: 1, items: { type: 'string', uniqueItems: true }, description: 'Extra probe headers, `Name: value`.' },
     healthy: {
       type: 'object',
+      description: 'When an unhealthy node counts as healthy again.',
       properties: {
-        interval: { type: 'integer', minimum: 1, default: 1 },
+        interval: { type: 'integer', minimum: 1, default: 1, description: 'Seconds between probes of healthy nodes.' },
         http_statuses: healthStatuses,
-        successes: { type: 'integer', minimum: 1, maximum: 254, default: 2 },
+        successes: { type: 'integer', minimum: 1, maximum: 254, default: 2, description: 'Successes that mark a node healthy.' },
       },
     },
     unhealthy: {
       type: 'object',
+      description: 'When a node counts as unhealthy.',
       properties: {
-        interval: { type: 'integer', minimum: 1, default: 1 },
+        interval: { type: 'integer', minimum: 1, default: 1, description: 'Seconds between probes of unhealthy nodes.' },
         http_statuses: healthStatuses,
-        http_failures: { type: 'integer', minimum: 1, maximum: 254, default: 5 },
-        tcp_failures: { type: 'integer', minimum: 1, maximum: 254, default: 2 },
-        timeouts: { type: 'integer', minimum: 1, maximum: 254, default: 3 },
+        http_failures: { type: 'integer', minimum: 1, maximum: 254, default: 5, description: 'HTTP failures that mark a node unhealthy.' },
+        tcp_failures: { type: 'integer', minimum: 1, maximum: 254, default: 2, description: 'TCP failures that mark a node unhealthy.' },
+        timeouts: { type: 'integer', minimum: 1, maximum: 254, default: 3, description: 'Timeouts that mark a node unhealthy.' },
       },
     },
   },
+  description: 'Active health checks (probes).',
 } as const;
 
 const passiveCheck = {
   type: 'object',
   properties: {
-    type: { enum: ['http', 'https', 'tcp'], default: 'http' },
+    type: { enum: ['http', 'https', 'tcp'], default: 'http', description: 'Traffic type observed.' },
     healthy: {
       type: 'object',
-      properties: { http_statuses: healthStatuses, successes: { type: 'integer', minimum: 0, maximum: 254 } },
+      description: 'When live traffic marks a node healthy.',
+      properties: {
+        http_statuses: healthStatuses,
+        successes: { type: 'integer', minimum: 0, maximum: 254, description: 'Successful responses that mark a node healthy.' },
+      },
     },
     unhealthy: {
       type: 'object',
+      description: 'When live traffic marks a node unhealthy.',
       properties: {
         http_statuses: healthStatuses,
-        tcp_failures: { type: 'integer', minimum: 0, maximum: 254 },
-        timeouts: { type: 'integer', minimum: 0, maximum: 254 },
-        http_failures: { type: 'integer', minimum: 0, maximum: 254 },
+        tcp_failures: { type: 'integer', minimum: 0, maximum: 254, description: 'TCP failures that mark a node unhealthy.' },
+        timeouts: { type: 'integer', minimum: 0, maximum: 254, description: 'Timeouts that mark a node unhealthy.' },
+        http_failures: { type: 'integer', minimum: 0, maximum: 254, description: 'HTTP failures that mark a node unhealthy.' },
       },
     },
   },
+  description: 'Passive health checks (from live traffic).',
 } as const;
 
-export const upstreamSchema = {
+export const upstreamSchema = withHint({
   type: 'object',
   description: 'A set of backend nodes and how to reach them.',
   properties: {
@@ -77,49 +86,53 @@ export const upstreamSchema = {
     type: { type: 'string', enum: ['roundrobin', 'chash', 'ewma', 'least_conn'], default: 'roundrobin', description: 'Load balancer.' },
     nodes: {
       anyOf: [
-        { type: 'object', patternProperties: { '.*': { type: 'integer', minimum: 0 } }, description: '`"host:port": weight` map.' },
+        { type: 'object', patternProperties: { '.*': { type: 'integer', minimum: 0, description: 'Node weight.' } }, description: '`"host:port": weight` map.' },
         { type: 'array', items: nodeArrayItem, description: 'Nodes with weight and priority tiers.' },
       ],
+      description: 'Backend nodes: a `"host:port": weight` map or an array of node objects.',
     },
-    service_name: { type: 'string', minLength: 1, maxLength: 256 },
-    discovery_type: { type: 'string' },
-    discovery_args: { type: 'object' },
-    hash_on: { type: 'string', enum: ['vars', 'header', 'cookie', 'consumer', 'vars_combinations'], default: 'vars' },
+    service_name: { type: 'string', minLength: 1, maxLength: 256, description: 'Service name looked up in service discovery.' },
+    discovery_type: { type: 'string', description: 'Service discovery backend (dns, consul, nacos, kubernetes, …).' },
+    discovery_args: { type: 'object', description: 'Backend-specific discovery arguments (`namespace_id`, `group_name`).' },
+    hash_on: { type: 'string', enum: ['vars', 'header', 'cookie', 'consumer', 'vars_combinations'], default: 'vars', description: 'What the chash `key` refers to.' },
     key: { type: 'string', description: 'chash key (a variable, header or cookie name, or a `$var` template).' },
     retries: { type: 'integer', minimum: 0, description: 'Retries on another node; default: number of nodes - 1.' },
     retry_timeout: { type: 'number', minimum: 0, default: 0, description: 'Total time budget for retries in seconds (0 = none).' },
     timeout: timeoutSchema,
-    scheme: { type: 'string', enum: ['http', 'https', 'grpc', 'grpcs', 'tcp', 'tls', 'udp', 'kafka'], default: 'http' },
-    pass_host: { type: 'string', enum: ['pass', 'node', 'rewrite'], default: 'pass' },
-    upstream_host: hostSchema,
+    scheme: { type: 'string', enum: ['http', 'https', 'grpc', 'grpcs', 'tcp', 'tls', 'udp', 'kafka'], default: 'http', description: 'Protocol spoken to the nodes.' },
+    pass_host: { type: 'string', enum: ['pass', 'node', 'rewrite'], default: 'pass', description: 'Host header sent upstream: the client\'s, the node\'s, or `upstream_host`.' },
+    upstream_host: { ...hostSchema, description: 'Host header used when `pass_host` is `rewrite`.' },
     keepalive_pool: {
       type: 'object',
+      description: 'Idle upstream connections kept for reuse.',
       properties: {
-        size: { type: 'integer', minimum: 1, default: 320 },
-        idle_timeout: { type: 'number', minimum: 0, default: 60 },
-        requests: { type: 'integer', minimum: 1, default: 1000 },
+        size: { type: 'integer', minimum: 1, default: 320, description: 'Idle connections kept per pool.' },
+        idle_timeout: { type: 'number', minimum: 0, default: 60, description: 'Seconds an idle connection is kept.' },
+        requests: { type: 'integer', minimum: 1, default: 1000, description: 'Requests served by one connection before it is closed.' },
       },
       additionalProperties: false,
     },
     tls: {
       type: 'object',
+      description: 'TLS client settings towards the nodes.',
       properties: {
-        client_cert_id: { anyOf: [{ type: 'string' }, { type: 'integer' }] },
-        client_cert: { type: 'string', minLength: 128, maxLength: 65536 },
-        client_key: { type: 'string', minLength: 64, maxLength: 65536 },
-        verify: { type: 'boolean', default: false },
+        client_cert_id: { anyOf: [{ type: 'string' }, { type: 'integer' }], description: 'Id of an SSL object of type `client`.' },
+        client_cert: { type: 'string', minLength: 128, maxLength: 65536, description: 'Client certificate (PEM).' },
+        client_key: { type: 'string', minLength: 64, maxLength: 65536, description: 'Client private key (PEM).' },
+        verify: { type: 'boolean', default: false, description: 'Verify the server certificate (kafka only).' },
       },
-      dependentRequired: { client_cert: ['client_key'], client_key: ['client_cert'] },
+      dependencies: { client_cert: ['client_key'], client_key: ['client_cert'] },
     },
     checks: {
       type: 'object',
+      description: 'Health checks.',
       properties: { active: activeCheck, passive: passiveCheck },
       required: ['active'],
     },
   },
   oneOf: [{ required: ['nodes'] }, { required: ['service_name', 'discovery_type'] }],
   additionalProperties: false,
-} as const;
+} as const, 'should match only one schema: exactly one of "nodes" and "service_name"+"discovery_type" is required');
 
 export interface UpstreamNodeSpec {
   host: string;

@@ -4,6 +4,8 @@ import http from 'node:http';
 export interface ReadinessProbe {
   /** undefined when ready, else the reason (APISIX's wording where it has one). */
   notReadyReason(): string | undefined;
+  /** The config version the node has and the one each worker serves (GET /status/config). */
+  configVersions(): { version: number; workers: number[] };
 }
 
 export function startStatusServer(ip: string, port: number, probe: ReadinessProbe): Promise<http.Server> {
@@ -17,6 +19,10 @@ export function startStatusServer(ip: string, port: number, probe: ReadinessProb
     } else if (path === '/status') {
       status = 200;
       body = { status: 'ok' };
+    } else if (path === '/status/config') {
+      const versions = probe.configVersions();
+      status = 200;
+      body = { version: versions.version, workers: versions.workers.map((version, id) => ({ id, version })) };
     } else if (path === '/status/ready') {
       const reason = probe.notReadyReason();
       status = reason ? 503 : 200;

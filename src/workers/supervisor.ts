@@ -93,6 +93,11 @@ export class WorkerSupervisor {
     return this.#slots.every((s) => s.listening && s.appliedVersion >= version);
   }
 
+  /** The config version each worker has applied (-1 while starting). */
+  appliedVersions(): number[] {
+    return this.#slots.map((s) => s.appliedVersion);
+  }
+
   get workerCount(): number {
     return this.#slots.length;
   }

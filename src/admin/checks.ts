@@ -1,0 +1,183 @@
+// What a resource must pass before it is written, beyond the model's own checks: references to
+// other resources, plugin names, per-kind rules (apache/apisix: apisix/admin/<kind>.lua);
+// and what keeps a resource from being deleted while others use it (the `delete_checker`s).
+import type { StoreAccess } from './access.ts';
+import type { KindSpec } from './kinds.ts';
+import { validateWithModel } from './model.ts';
+import { deepCopy, isObject } from './patch.ts';
+
+type Obj = Record<string, unknown>;
+
+export interface CheckEnv {
+  access: StoreAccess;
+  pluginNames: () => string[];
+  check?: (kind: string, id: string | undefined, value: unknown) => string | undefined;
+  /** Declarative validation (`/configs/validate`) runs without reference lookups. */
+  skipReferences?: boolean;
+}
+
+/** Kinds whose extra checks the caller's `check` option covers (the data-plane checker). */
+const SERVED_KINDS = new Set(['routes', 'services', 'upstreams']);
+
+/**
+ * Checks one resource as APISIX's per-kind `checker` does. `id` is the resource id (secrets:
+ * `manager/id`; consumers: the username from the URL, if any; credentials: the credential id,
+ * with the username in `parent`). Returns the error text or undefined.
+ */
+export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | undefined, conf: Obj, parent?: string): Promise<string | undefined> {
+  const res = spec.res;
+  if (res === 'plugin_metadata') {
+    if (!id) return 'missing plugin name';
+    if (!env.pluginNames().includes(id)) return 'invalid plugin name';
+  }
+
+  // Validation runs on a copy: nothing it does may reach the store.
+  const schemaError = validateWithModel(res, id, deepCopy(conf), parent);
+  if (schemaError) return schemaError;
+
+  if (res === 'consumers' && id !== undefined && id !== conf.username) return 'wrong username';
+
+  if (!env.skipReferences) {
+    const err = await checkReferences(env.access, res, conf);
+    if (err) return err;
+  }
+
+  if (isObject(conf.plugins)) {
+    const enabled = new Set(env.pluginNames());
+    for (const name of Object.keys(conf.plugins)) {
+      if (enabled.has(name)) continue;
+      return res === 'consumers' || res === 'credentials' ? `invalid plugins configuration: unknown plugin [${name}]` : `unknown plugin [${name}]`;
+    }
+    if (res === 'global_rules' && !env.skipReferences) {
+      const err = await checkGlobalRulePlugins(env.access, id, conf.plugins);
+      if (err) return err;
+    }
+  }
+
+  if (env.check && SERVED_KINDS.has(res)) {
+    const err = env.check(res, id, deepCopy(conf));
+    if (err) return err;
+  }
+  return undefined;
+}
+
+// --- references on write ---
+
+async function exists(access: StoreAccess, path: string): Promise<boolean> {
+  return (await access.get(access.key(path))) !== undefined;
+}
+
+function refText(what: string, id: unknown): string {
+  return `failed to fetch ${what} info by ${what} id [${String(id)}], response code: 404`;
+}
+
+async function checkReferences(access: StoreAccess, res: string, conf: Obj): Promise<string | undefined> {
+  if (res === 'routes' || res === 'services' || res === 'stream_routes') {
+    if (isObject(conf.upstream)) {
+      const err = await checkClientCert(access, conf.upstream);
+      if (err) return err;
+    }
+    if (conf.upstream_id !== undefined && !(await exists(access, `upstreams/${conf.upstream_id}`))) return refText('upstream', conf.upstream_id);
+    if (res !== 'services' && conf.service_id !== undefined && !(await exists(access, `services/${conf.service_id}`))) {
+      return refText('service', conf.service_id);
+    }
+    if (res === 'routes' && conf.plugin_config_id !== undefined && !(await exists(access, `plugin_configs/${conf.plugin_config_id}`))) {
+      return refText('plugin config', conf.plugin_config_id);
+    }
+  }
+  if (res === 'upstreams') return checkClientCert(access, conf);
+  if (res === 'consumers' && conf.group_id !== undefined && !(await exists(access, `consumer_groups/${conf.group_id}`))) {
+    return refText('consumer group', conf.group_id);
+  }
+  return undefined;
+}
+
+/** `tls.client_cert_id` must name an SSL object of `type: client`. */
+async function checkClientCert(access: StoreAccess, upstream: Obj): Promise<string | undefined> {
+  const tls = upstream.tls;
+  if (!isObject(tls) || tls.client_cert_id === undefined) return undefined;
+  const sslId = String(tls.client_cert_id);
+  const item = await access.get(access.key(`ssls/${sslId}`));
+  if (!item) return `failed to fetch ssl info by ssl id [${sslId}], response code: 404`;
+  const value = item.value as Obj | undefined;
+  if (!isObject(value) || value.type !== 'client') return `failed to fetch ssl info by ssl id [${sslId}], wrong ssl type`;
+  return undefined;
+}
+
+async function checkGlobalRulePlugins(access: StoreAccess, id: string | undefined, plugins: Obj): Promise<string | undefined> {
+  for (const rule of await access.values('global_rules')) {
+    if (id !== undefined && String(rule.id) === id) continue;
+    if (!isObject(rule.plugins)) continue;
+    for (const name of Object.keys(plugins)) {
+      if (Object.hasOwn(rule.plugins, name)) return `plugin '${name}' already exists in global rule with id '${String(rule.id)}'`;
+    }
+  }
+  return undefined;
+}
+
+// --- references on delete ---
+
+const same = (v: unknown, id: string) => v !== undefined && v !== null && String(v) === id;
+
+/** Resources whose plugins may name upstreams (traffic-split), with the word APISIX uses for each. */
+const PLUGIN_HOLDERS: Array<[string, string]> = [
+  ['routes', 'route'], ['services', 'service'], ['plugin_configs', 'plugin_config'],
+  ['consumers', 'consumer'], ['consumer_groups', 'consumer_group'], ['global_rules', 'global_rules'],
+];
+
+function trafficSplitUses(plugins: unknown, upstreamId: string): boolean {
+  if (!isObject(plugins)) return false;
+  const ts = plugins['traffic-split'];
+  if (!isObject(ts) || !Array.isArray(ts.rules)) return false;
+  for (const rule of ts.rules) {
+    if (!isObject(rule) || !Array.isArray(rule.weighted_upstreams)) continue;
+    for (const wu of rule.weighted_upstreams) if (isObject(wu) && same(wu.upstream_id, upstreamId)) return true;
+  }
+  return false;
+}
+
+/** undefined when the resource may be deleted, else APISIX's error text. */
+export async function deleteBlocker(access: StoreAccess, res: string, id: string): Promise<string | undefined> {
+  switch (res) {
+    case 'services': {
+      for (const r of await access.values('routes')) if (same(r.service_id, id)) return `can not delete this service directly, route [${r.id}] is still using it now`;
+      for (const r of await access.values('stream_routes')) if (same(r.service_id, id)) return `can not delete this service directly, stream_route [${r.id}] is still using it now`;
+      return undefined;
+    }
+    case 'upstreams': {
+      for (const r of await access.values('routes')) if (same(r.upstream_id, id)) return `can not delete this upstream, route [${r.id}] is still using it now`;
+      for (const s of await access.values('services')) if (same(s.upstream_id, id)) return `can not delete this upstream, service [${s.id}] is still using it now`;
+      for (const [dir, word] of PLUGIN_HOLDERS) {
+        for (const v of await access.values(dir)) {
+          if (trafficSplitUses(v.plugins, id)) return `can not delete this upstream, plugin in ${word} [${String(v.id ?? v.username)}] is still using it now`;
+        }
+      }
+      return undefined;
+    }
+    case 'consumer_groups': {
+      for (const c of await access.values('consumers')) if (same(c.group_id, id)) return `can not delete this consumer group, consumer [${c.username}] is still using it now`;
+      return undefined;
+    }
+    case 'plugin_configs': {
+      for (const r of await access.values('routes')) if (same(r.plugin_config_id, id)) return `can not delete this plugin config, route [${r.id}] is still using it now`;
+      return undefined;
+    }
+    case 'protos': {
+      for (const [dir, word] of [['routes', 'route'], ['services', 'service']]) {
+        for (const v of await access.values(dir)) {
+          const gt = isObject(v.plugins) ? v.plugins['grpc-transcode'] : undefined;
+          if (isObject(gt) && same(gt.proto_id, id)) return `can not delete this proto, ${word} [${v.id}] is still using it now`;
+        }
+      }
+      return undefined;
+    }
+    case 'stream_routes': {
+      for (const r of await access.values('stream_routes')) {
+        if (isObject(r.protocol) && same(r.protocol.superior_id, id)) return `can not delete this stream route directly, stream route [${r.id}] is still using it as superior_id`;
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
