@@ -12,6 +12,8 @@ export function openStore(source: Exclude<ConfigSource, { kind: 'file' }>, confi
     hosts: etcd.host,
     prefix: etcd.prefix,
     timeoutSeconds: etcd.timeout,
+    healthCheckTimeoutSeconds: etcd.health_check_timeout,
+    watchIdleSeconds: etcd.watch_timeout,
     user: etcd.user,
     password: etcd.password,
     tls: etcd.tls,
