@@ -1,5 +1,6 @@
 // `causeway start`: the main thread runs the config flow (file or store), the Admin API and the
 // Status API; worker threads serve traffic.
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { httpListeners, loadNodeConfig, workerCount, type NodeConfig } from '../conf/index.ts';
 import type { ConfigStore } from '../store/types.ts';
@@ -50,6 +51,7 @@ export async function start(configPath: string | undefined): Promise<void> {
       log('warn', `SO_REUSEPORT is ${config.apisix.enable_reuseport ? 'not available on this platform' : 'disabled (apisix.enable_reuseport)'}: running 1 worker instead of ${count}`);
       count = 1;
     }
+    if (count > 1) hintMigrateReq();
     const source = pipeline;
     supervisor = new WorkerSupervisor({ count, config, listeners, reusePort, currentState: () => source.state() });
     source.onChange = (events, version) => supervisor!.broadcast(events, version);
@@ -90,8 +92,18 @@ export async function start(configPath: string | undefined): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
-    if (supervisor) config = reloadSettings(loaded.path, config, supervisor);
+    if (supervisor) {
+      const before = config;
+      config = reloadSettings(loaded.path, config, supervisor);
+      // Settings a worker reads only when it starts take effect through a rolling replacement.
+      if (workerStartSettingsChanged(before, config)) void supervisor.recycle(shutdownGraceMs(config));
+    }
     if (pipeline instanceof FileConfigPipeline) pipeline.reload();
+  });
+  process.on('SIGUSR2', () => {
+    if (!supervisor) return;
+    log('notice', 'SIGUSR2 received: replacing workers one by one');
+    void supervisor.recycle(shutdownGraceMs(config));
   });
 }
 
@@ -127,9 +139,6 @@ function reloadSettings(path: string | undefined, current: NodeConfig, superviso
     ['deployment', current.deployment, next.deployment],
     ['apisix.status', current.apisix.status, next.apisix.status],
     ['apisix.enable_reuseport', current.apisix.enable_reuseport, next.apisix.enable_reuseport],
-    ['nginx_config.http.keepalive_timeout', current.nginx_config.http.keepalive_timeout, next.nginx_config.http.keepalive_timeout],
-    ['nginx_config.http.client_header_timeout', current.nginx_config.http.client_header_timeout, next.nginx_config.http.client_header_timeout],
-    ['nginx_config.http.upstream', current.nginx_config.http.upstream, next.nginx_config.http.upstream],
   ];
   for (const [key, a, b] of restartOnly) {
     if (JSON.stringify(a) !== JSON.stringify(b)) log('warn', `SIGHUP: ${key} changed; it takes effect after a restart`);
@@ -141,4 +150,24 @@ function reloadSettings(path: string | undefined, current: NodeConfig, superviso
   supervisor.updateSettings(applied);
   log('notice', 'SIGHUP: configuration reloaded');
   return applied;
+}
+
+/** Worker settings fixed when a worker starts (listener timeouts, upstream pool defaults). */
+function workerStartSettingsChanged(a: NodeConfig, b: NodeConfig): boolean {
+  const pick = (c: NodeConfig) => JSON.stringify([c.nginx_config.http.keepalive_timeout, c.nginx_config.http.client_header_timeout, c.nginx_config.http.upstream]);
+  return pick(a) !== pick(b);
+}
+
+/**
+ * Linux resets connections still queued on a listener that closes (a worker being replaced) unless
+ * net.ipv4.tcp_migrate_req hands them to the other workers' listeners of the same port.
+ */
+function hintMigrateReq(): void {
+  try {
+    if (readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim() === '0') {
+      log('notice', 'net.ipv4.tcp_migrate_req is 0: connections queued on a worker being replaced may be reset; set it to 1 for lossless worker replacement');
+    }
+  } catch {
+    // not Linux, or a kernel before 5.14: nothing to suggest
+  }
 }

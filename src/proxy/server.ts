@@ -1,7 +1,7 @@
 // HTTP listeners of a worker. Every worker binds the same ports with SO_REUSEPORT, so the kernel
 // spreads connections and no accept loop or IPC hop sits in front of the workers.
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { ListenerInfo } from './context.ts';
 import type { RequestHandler } from './handler.ts';
@@ -25,6 +25,8 @@ export class ProxyServer {
   readonly #handler: RequestHandler;
   readonly #servers: http.Server[] = [];
   readonly #limits: ServerLimits;
+  readonly #sockets = new Set<Socket>();
+  #draining = false;
 
   constructor(handler: RequestHandler, limits: ServerLimits) {
     this.#handler = handler;
@@ -55,6 +57,8 @@ export class ProxyServer {
       maxHeaderSize: this.#limits.maxHeaderBytes,
       noDelay: true,
     }, (req, res) => {
+      // Draining: answer, then close, so keep-alive clients move to another worker cleanly.
+      if (this.#draining) res.shouldKeepAlive = false;
       try {
         handler.handle(req, res, listener);
       } catch (err) {
@@ -64,6 +68,15 @@ export class ProxyServer {
       }
     });
     server.on('clientError', onClientError);
+    server.on('connection', (socket: Socket) => {
+      // A fresh connection counts as active until it has been quiet for a while: its request may be in flight.
+      lastResponseAt.set(socket, performance.now());
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    server.on('request', (_req, res: http.ServerResponse) => {
+      res.once('finish', () => lastResponseAt.set(res.socket ?? _req.socket, performance.now()));
+    });
     return server;
   }
 
@@ -73,18 +86,33 @@ export class ProxyServer {
   }
 
   /**
-   * Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left.
-   * Idle keep-alive connections close at once.
+   * Stops accepting and drains: in-flight requests finish (up to `graceMs`), every further response on
+   * a kept-alive connection says `Connection: close`, and connections left idle are closed once they
+   * have been quiet for a moment, so a client is never cut while sending its next request.
    */
   async close(graceMs: number): Promise<void> {
-    const closing = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    const sweep = setInterval(() => { for (const s of this.#servers) s.closeIdleConnections(); }, 50);
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-    await Promise.race([Promise.all(closing), deadline]);
-    clearInterval(sweep);
+    this.#draining = true;
+    // net.Server's close, not http.Server's: the latter also drops idle keep-alive connections at once.
+    for (const s of this.#servers) net.Server.prototype.close.call(s);
+    const deadline = performance.now() + graceMs;
+    while (this.#sockets.size > 0 && performance.now() < deadline) {
+      const now = performance.now();
+      for (const socket of this.#sockets) {
+        const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+        const quietSince = lastResponseAt.get(socket) ?? 0;
+        if (!busy && now - quietSince > IDLE_BEFORE_CLOSE_MS) socket.end();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (const socket of this.#sockets) socket.destroy();
     for (const s of this.#servers) s.closeAllConnections();
   }
 }
+
+/** When a connection opened or its last response finished (drain bookkeeping). */
+const lastResponseAt = new WeakMap<Socket, number>();
+/** An idle kept-alive connection closes during a drain once quiet this long. */
+const IDLE_BEFORE_CLOSE_MS = 300;
 
 /** Malformed requests get nginx's answer (400, 414 for an oversized request line, 408 on header timeout) and the connection closes. */
 function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number }, socket: Socket): void {
