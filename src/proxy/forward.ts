@@ -5,7 +5,8 @@
 // - a failed connection, a reset before any response byte, or a timeout move to another node while
 //   `retries` and `retry_timeout` allow, and only before anything was sent to the client;
 // - once request bytes reached an upstream, non-idempotent methods (POST, PATCH, LOCK) are not retried;
-// - a request body is replayable while it fits the replay buffer; past that, no retry after sending;
+// - the client body is read only once a node is connected (a refused connection costs none of it); once
+//   flowing it is replayable while it fits the replay buffer; past that, no retry after sending;
 // - a stale keep-alive connection that fails before answering is retried once on a fresh connection
 //   to the same node without using up a retry.
 // All nodes failed → 502 (504 when the last failure was a timeout).
@@ -60,6 +61,7 @@ export class Exchange implements ConnectionOwner {
   #finished = false;
   #lastErrorWasTimeout = false;
   #upstreamPaused = false;
+  #bodyFlowing = false;
   #attemptStart = 0;
 
   constructor(ctx: RequestContext, upstream: CompiledUpstream, timeouts: TimeoutsMs, settings: ForwardSettings, onDone?: ForwardDone) {
@@ -80,10 +82,6 @@ export class Exchange implements ConnectionOwner {
 
   start(): void {
     this.#firstAttemptAt = performance.now();
-    if (this.#hasBody) {
-      this.req.on('data', this.#onRequestData);
-      this.req.on('end', this.#onRequestEnd);
-    }
     this.res.on('close', this.#onClientClose);
     this.#attempt();
   }
@@ -119,6 +117,23 @@ export class Exchange implements ConnectionOwner {
     // connect timeout until connected, then send timeout while the body streams, then read timeout.
     conn.socket.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.timeouts.send);
     this.#writeHead(conn, node);
+    if (conn.connected) this.#startBody();
+  }
+
+  /**
+   * The client's body is read only once a connection to a node is up, so a node that refuses the
+   * connection costs nothing of the body and the next node gets all of it, whatever its size.
+   */
+  #startBody(): void {
+    if (!this.#hasBody || this.#bodyComplete) return;
+    if (this.#bodyFlowing) {
+      // a retry: the body was paused while no node was connected
+      this.req.resume();
+      return;
+    }
+    this.#bodyFlowing = true;
+    this.req.on('data', this.#onRequestData);
+    this.req.on('end', this.#onRequestEnd);
   }
 
   #writeHead(conn: UpstreamConnection, node: UpstreamNode): void {
@@ -184,6 +199,7 @@ export class Exchange implements ConnectionOwner {
 
   onConnected(): void {
     this.#conn?.socket.setTimeout(this.#bodyComplete ? this.timeouts.read : this.timeouts.send);
+    this.#startBody();
   }
 
   onConnectionDrain(): void {
@@ -216,6 +232,7 @@ export class Exchange implements ConnectionOwner {
     // A keep-alive connection the upstream closed while idle: try once more on a fresh one.
     if (this.#reusedConn && !gotResponse && !this.#freshRetryUsed && this.#canResend(true)) {
       this.#freshRetryUsed = true;
+      if (this.#bodyFlowing && !this.#bodyComplete) this.req.pause();
       this.#connect(this.#node!, true);
       return;
     }
@@ -236,6 +253,7 @@ export class Exchange implements ConnectionOwner {
     if (this.#retriesLeft > 0 && withinBudget && this.#canResend(sentToUpstream)) {
       this.#retriesLeft--;
       (this.#tried ??= new Set()).add(node.key);
+      if (this.#bodyFlowing && !this.#bodyComplete) this.req.pause();
       this.#attempt();
       return;
     }
