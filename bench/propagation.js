@@ -6,7 +6,7 @@
 //
 //   node bench/propagation.js [--changes 1000] [--workers 2]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -67,7 +67,8 @@ deployment:
     admin_listen: {ip: 127.0.0.1, port: ${adminPort}}
     admin_key: [{name: admin, key: ${KEY}, role: admin}]
 `);
-  const gw = spawn(process.execPath, [join(ROOT, 'bin/causeway.js'), 'start', '-c', join(dir, 'config.yaml')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const projectNode = join(ROOT, 'node_modules', '.bin', 'node');
+  const gw = spawn(existsSync(projectNode) ? projectNode : process.execPath, [join(ROOT, 'bin/causeway.js'), 'start', '-c', join(dir, 'config.yaml')], { stdio: ['ignore', 'inherit', 'inherit'] });
   const cleanup = () => {
     gw.kill('SIGKILL');
     upstream.close();

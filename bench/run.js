@@ -18,9 +18,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
+
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
-const NODE = process.execPath;
+// The project's own Node.js 24 (npm installs it), so every Node contender runs on the same runtime.
+const PROJECT_NODE = path.join(ROOT, 'node_modules', '.bin', 'node');
+const NODE = fs.existsSync(PROJECT_NODE) ? PROJECT_NODE : process.execPath;
 const UPSTREAM_BODY = 'hello world\n';
 const CONTENDERS = ['nginx', 'fastify', 'http-proxy', 'causeway'];
 const NODE_PEERS = ['fastify', 'http-proxy'];
