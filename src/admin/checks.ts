@@ -31,6 +31,13 @@ export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | unde
     if (!env.pluginNames().includes(id)) return 'invalid plugin name';
   }
 
+  // apisix/admin/routes.lua checks these pairs before the schema.
+  if (res === 'routes') {
+    const set = (v: unknown) => v !== undefined && v !== null && v !== false;
+    if (set(conf.host) && set(conf.hosts)) return 'only one of host or hosts is allowed';
+    if (set(conf.remote_addr) && set(conf.remote_addrs)) return 'only one of remote_addr or remote_addrs is allowed';
+  }
+
   // Validation runs on a copy: nothing it does may reach the store.
   const schemaError = validateWithModel(res, id, deepCopy(conf), parent);
   if (schemaError) return schemaError;
@@ -44,9 +51,12 @@ export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | unde
 
   if (isObject(conf.plugins)) {
     const enabled = new Set(env.pluginNames());
-    for (const name of Object.keys(conf.plugins)) {
+    const wrap = (msg: string) => (res === 'consumers' || res === 'credentials' ? `invalid plugins configuration: ${msg}` : msg);
+    for (const [name, pluginConf] of Object.entries(conf.plugins)) {
+      // apisix/plugin.lua `check_schema`: the conf type is checked before the plugin is looked up.
+      if (!isObject(pluginConf)) return wrap(`invalid plugin conf ${JSON.stringify(pluginConf)} for plugin [${name}]`);
       if (enabled.has(name)) continue;
-      return res === 'consumers' || res === 'credentials' ? `invalid plugins configuration: unknown plugin [${name}]` : `unknown plugin [${name}]`;
+      return wrap(`unknown plugin [${name}]`);
     }
     if (res === 'global_rules' && !env.skipReferences) {
       const err = await checkGlobalRulePlugins(env.access, id, conf.plugins);

@@ -139,6 +139,10 @@ async function get(env: ResourceEnv, r: ResourceRequest): Promise<AdminReply> {
   }
   const dir = r.spec.res === 'secrets' ? 'secrets' : dirOf(r);
   const items: StoredItem[] = await access.list(dir, true, r.spec.res === 'secrets' ? 2 : 1);
+  // APISIX creates an `init_dir` key for every top-level directory, so an empty top-level list is
+  // `{"list":[],"total":0}`; a consumer's credentials directory has no such key, and etcd's empty
+  // answer becomes 404 `Key not found` (t/admin/credentials.t, list after the consumer is deleted).
+  if (r.spec.parent && items.length === 0) return KEY_NOT_FOUND;
   let list = items.map((it) => itemEnvelope(it, visible(r.spec, it.value)));
   if (!envelopes.v3) return reply(200, envelopes.list(access.key(dir), list, list.length));
   const outcome = applyListQuery(list, r.query, r.spec.filterFields, (msg) => env.log('warn', msg));

@@ -15,7 +15,24 @@ export type PluginSchemaLookup = (name: string, type: PluginSchemaType, subsyste
 export function getCoreSchema(name: string | undefined): AdminReply {
   const schema = name === undefined ? undefined : coreSchema(name);
   if (!schema) return badRequest(`not found schema: ${name ?? ''}`);
-  return reply(200, schema);
+  return reply(200, withoutDescriptions(schema));
+}
+
+/**
+ * The model's schemas carry `description` annotations for documentation; APISIX's schema_def.lua
+ * mostly has none, and clients match the served text (t/admin/schema.t looks for
+ * `"plugins":{"type":"object"}`). Only string-valued `description` keywords are dropped: a
+ * property named `description` has a schema object as its value and stays.
+ */
+function withoutDescriptions(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutDescriptions);
+  if (!isObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (k === 'description' && typeof v === 'string') continue;
+    out[k] = withoutDescriptions(v);
+  }
+  return out;
 }
 
 export function getPluginsList(pluginNames: () => string[], subsystem: string | null): AdminReply {

@@ -11,6 +11,7 @@ import { AdminError, errorReply, type AdminReply } from './errors.ts';
 import { KIND_BY_RES, type Method } from './kinds.ts';
 import { numeric } from './paging.ts';
 import { handleResource, type ResourceEnv, type ResourceRequest } from './resources.ts';
+import { VERSION } from '../util/version.ts';
 import { getCoreSchema, getPluginSchema, getPluginsList, validateAgainstSchema, validateConfigs, type PluginSchemaLookup } from './schema.ts';
 
 export type AdminLogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -33,6 +34,11 @@ export interface AdminServerOptions {
   pluginSchema?: PluginSchemaLookup;
   /** Called on `PUT /plugins/reload`. */
   onPluginsReload?: () => void;
+  /**
+   * `Server` header on every admin response (APISIX's nginx sends `APISIX/<version>`, or `APISIX`
+   * with `apisix.enable_server_tokens: false`). Default `Causeway/<version>`; empty string: none.
+   */
+  serverHeader?: string;
 }
 
 export interface AdminServer {
@@ -64,7 +70,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     options.log('warn', 'Admin key is bypassed! If you are deploying Causeway in a production environment, please enable `admin_key_required` and set a secure admin key!');
   }
 
+  const serverHeader = options.serverHeader ?? `Causeway/${VERSION}`;
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (serverHeader) res.setHeader('Server', serverHeader);
     if (allowed && !allowed(clientAddress(req))) return sendHtml(res, 403, req.method === 'HEAD');
     res.setHeader('X-API-VERSION', envelopes.version);
     if (cors) {

@@ -4,7 +4,9 @@ import type { NodeConfig } from '../conf/index.ts';
 import { RESOURCE_KINDS } from '../model/index.ts';
 import { checkResource } from '../snapshot/check.ts';
 import type { ConfigStore } from '../store/types.ts';
+import { SERVER_TOKEN } from '../proxy/responses.ts';
 import { log } from '../util/log.ts';
+import { VERSION } from '../util/version.ts';
 
 const SERVED = new Set<string>(RESOURCE_KINDS);
 
@@ -35,6 +37,7 @@ export async function startAdmin(config: NodeConfig, store: ConfigStore, prefix:
     pluginNames: () => [],
     log,
     streamEnabled: config.apisix.proxy_mode !== 'http',
+    serverHeader: config.apisix.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,
     // The data plane's own checks, so the Admin API accepts exactly what workers can serve.
     check: (kind, _id, value) => (SERVED.has(kind) ? checkResource(kind as (typeof RESOURCE_KINDS)[number], value) : undefined),
   });

@@ -1,8 +1,8 @@
 // Resource kinds, their schemas and the one validator every config source uses
 // (standalone file now; Admin API and etcd with the same calls).
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { isValidIpOrCidr } from '../util/ip.ts';
-import { hintFor } from './common.ts';
+import { describeSchemaErrors } from './errors.ts';
 import { consumerSchema, type Consumer } from './consumer.ts';
 import { consumerGroupSchema, type ConsumerGroup } from './consumer_group.ts';
 import { credentialSchema, type Credential } from './credential.ts';
@@ -149,7 +149,8 @@ export const SCHEMA_NAMES: Record<string, object> = {
   plugins: pluginsListSchema,
 };
 
-const ajv = new Ajv({ allErrors: false, useDefaults: false, strict: false, verbose: true });
+// allErrors: the error APISIX reports first is chosen among all of them (errors.ts).
+const ajv = new Ajv({ allErrors: true, useDefaults: false, strict: false, verbose: true });
 ajv.addFormat('ip-or-cidr', { type: 'string', validate: isValidIpOrCidr });
 
 const compiled = new Map<object, ValidateFunction>();
@@ -178,7 +179,7 @@ export function validateResource(kind: ResourceKind, value: unknown): string | u
 
 function schemaError(schema: object, value: unknown): string | undefined {
   const validate = validatorFor(schema);
-  return validate(value) ? undefined : `invalid configuration: ${describeAjvError(validate.errors![0])}`;
+  return validate(value) ? undefined : `invalid configuration: ${describeSchemaErrors(validate.errors!)}`;
 }
 
 /** The schema an Admin API object is checked against, or the error that prevents choosing one. */
@@ -329,22 +330,4 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function describeAjvError(err: ErrorObject): string {
-  const path = err.instancePath.replace(/^\//, '').replace(/\//g, '.');
-  let detail = err.message ?? 'is invalid';
-  if (err.keyword === 'additionalProperties') {
-    const extra = (err.params as { additionalProperty: string }).additionalProperty;
-    return `additional properties forbidden, found ${path ? path + '.' : ''}${extra}`;
-  }
-  if (err.keyword === 'enum') detail += `: ${JSON.stringify((err.params as { allowedValues: unknown[] }).allowedValues)}`;
-  if (err.keyword === 'required') {
-    const missing = (err.params as { missingProperty: string }).missingProperty;
-    return `property "${path ? path + '.' : ''}${missing}" is required`;
-  }
-  if (err.keyword === 'oneOf' || err.keyword === 'anyOf' || err.keyword === 'not') {
-    // Hints are registered on the schema object holding the combinator (see withHint in common.ts).
-    const hint = hintFor(err.parentSchema) ?? `does not match the schema (${err.message})`;
-    return `value ${path ? `of "${path}" ` : ''}${hint}`;
-  }
-  return path ? `property "${path}" validation failed: ${detail}` : detail;
-}
+

@@ -1,6 +1,10 @@
 // The route resource: how a request is matched and where it goes.
-import { hostSchema, idSchema, ipOrCidrSchema, metadataProperties, METHODS, pluginsSchema, timeoutSchema, type Metadata, type Timeout, withHint } from './common.ts';
+import { hostSchema, idSchema, ipOrCidrSchema, metadataProperties, METHODS, pluginsSchema, timeoutSchema, type Metadata, type Timeout } from './common.ts';
 import { upstreamSchema, type Upstream } from './upstream.ts';
+
+function atMostOne(a: string, b: string) {
+  return { oneOf: [{ not: { anyOf: [{ required: [a] }, { required: [b] }] } }, { required: [a] }, { required: [b] }] };
+}
 
 export const routeSchema = {
   type: 'object',
@@ -28,15 +32,21 @@ export const routeSchema = {
     enable_websocket: { type: 'boolean', description: 'Allow WebSocket upgrades.' },
     status: { type: 'integer', enum: [1, 0], default: 1, description: '1 = enabled, 0 = removed from the router.' },
   },
+  // The same combinators as APISIX's route schema, in its order, so the errors read the same
+  // (errors.ts): exactly one of uri and uris, at most one of host/hosts and of remote_addr/remote_addrs,
+  // a target (plugins, upstream, upstream_id, service_id, script) with uri or uris, and script never
+  // beside plugins or plugin_config_id.
   allOf: [
-    withHint({ oneOf: [{ required: ['uri'] }, { required: ['uris'] }] }, 'should match only one schema: exactly one of "uri" and "uris" is required'),
-    withHint({ not: { required: ['host', 'hosts'] } }, 'should not have both "host" and "hosts"'),
-    withHint({ not: { required: ['remote_addr', 'remote_addrs'] } }, 'should not have both "remote_addr" and "remote_addrs"'),
-    withHint(
-      { anyOf: [{ required: ['plugins'] }, { required: ['upstream'] }, { required: ['upstream_id'] }, { required: ['service_id'] }, { required: ['script'] }] },
-      'should match at least one schema: one of "plugins", "upstream", "upstream_id", "service_id", "script" is required',
-    ),
+    { oneOf: [{ required: ['uri'] }, { required: ['uris'] }] },
+    atMostOne('host', 'hosts'),
+    atMostOne('remote_addr', 'remote_addrs'),
   ],
+  anyOf: [
+    ...['uri', 'uris'].flatMap((path) => ['plugins', 'upstream', 'upstream_id', 'service_id'].map((target) => ({ required: [target, path] }))),
+    { required: ['script', 'uri'] },
+    { required: ['script', 'uris'] },
+  ],
+  not: { anyOf: [{ required: ['script', 'plugins'] }, { required: ['script', 'plugin_config_id'] }] },
   additionalProperties: false,
 } as const;
 

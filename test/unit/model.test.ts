@@ -59,14 +59,14 @@ describe('model: existing exports', () => {
     }
     assert.equal(
       validateResource('routes', { uri: '/a', uris: ['/b'], upstream: UPSTREAM }),
-      'invalid configuration: value should match only one schema: exactly one of "uri" and "uris" is required',
+      'invalid configuration: allOf 1 failed: value should match only one schema, but matches both schemas 1 and 2',
     );
     assert.equal(
       validateResource('upstreams', { nodes: {}, service_name: 's', discovery_type: 'dns' }),
       'invalid configuration: value should match only one schema: exactly one of "nodes" and "service_name"+"discovery_type" is required',
     );
     assert.equal(validateResource('routes', { uri: '/a', upstream: UPSTREAM, bogus: 1 }), 'invalid configuration: additional properties forbidden, found bogus');
-    assert.equal(validateResource('routes', { uri: '/a', timeout: { connect: 1, read: 1 }, upstream: UPSTREAM }), 'invalid configuration: property "timeout.send" is required');
+    assert.equal(validateResource('routes', { uri: '/a', timeout: { connect: 1, read: 1 }, upstream: UPSTREAM }), 'invalid configuration: property "timeout" validation failed: property "send" is required');
   });
 
   it('checks a body without id against the key id, as APISIX sets conf.id first', () => {
@@ -105,7 +105,7 @@ describe('model: consumers and credentials', () => {
     assert.equal(validateAdminResource('consumers', 'jack', { plugins: {} }), 'invalid configuration: property "username" is required');
     assert.equal(
       validateAdminResource('consumers', 'jack', { username: 'ja ck' }),
-      'invalid configuration: property "username" validation failed: must match pattern "^[a-zA-Z0-9_\\-]+$"',
+      'invalid configuration: property "username" validation failed: failed to match pattern "^[a-zA-Z0-9_\\\\-]+$" with "ja ck"',
     );
     assert.equal(validateAdminResource('consumers', 'jack', { username: 'jack', name: 'x' }), 'invalid configuration: additional properties forbidden, found name');
   });
@@ -118,7 +118,7 @@ describe('model: consumers and credentials', () => {
     assert.equal(validateAdminResource('consumers', 'jack/credentials/c1', { username: 'jack' }), 'invalid configuration: additional properties forbidden, found username');
     assert.equal(
       validateAdminResource('consumers', 'jack/credentials/c1', { plugins: { 'key-auth': {}, 'basic-auth': {} } }),
-      'invalid configuration: property "plugins" validation failed: must NOT have more than 1 properties',
+      'invalid configuration: property "plugins" validation failed: expect object to have at most 1 properties',
     );
     // and the consumer schema still applies to the consumer itself
     assert.equal(validateAdminResource('consumers', 'jack', { plugins: {} }), 'invalid configuration: property "username" is required');
@@ -132,14 +132,14 @@ describe('model: consumer groups, plugin configs, global rules, plugin metadata'
     valid('global_rules', '1', { id: '1', plugins: { prometheus: {} } });
     assert.equal(validateAdminResource('consumer_groups', 'g1', { id: 'g1' }), 'invalid configuration: property "plugins" is required');
     assert.equal(validateAdminResource('global_rules', '1', { plugins: {} , name: 'x' }), 'invalid configuration: additional properties forbidden, found name');
-    assert.equal(validateAdminResource('consumer_groups', 'g1', { plugins: {}, name: '' }), 'invalid configuration: property "name" validation failed: must NOT have fewer than 1 characters');
-    assert.equal(validateAdminResource('plugin_configs', '1', { plugins: [] }), 'invalid configuration: property "plugins" validation failed: must be object');
+    assert.equal(validateAdminResource('consumer_groups', 'g1', { plugins: {}, name: '' }), 'invalid configuration: property "name" validation failed: string too short, expected at least 1, got 0');
+    assert.equal(validateAdminResource('plugin_configs', '1', { plugins: [] }), 'invalid configuration: property "plugins" validation failed: wrong type: expected object, got table');
   });
 
   it('accepts any object as plugin metadata', () => {
     valid('plugin_metadata', 'http-logger', { log_format: { host: '$host' } });
     valid('plugin_metadata', 'http-logger', {});
-    assert.equal(validateAdminResource('plugin_metadata', 'http-logger', ['x']), 'invalid configuration: must be object');
+    assert.equal(validateAdminResource('plugin_metadata', 'http-logger', ['x']), 'invalid configuration: wrong type: expected object, got table');
   });
 });
 
@@ -152,14 +152,14 @@ describe('model: ssl', () => {
   });
 
   it('requires sni or snis for server certificates, and cert + key always', () => {
-    assert.equal(validateAdminResource('ssls', '1', { cert: CERT, key: KEY }), 'invalid configuration: property "sni" is required');
-    assert.equal(validateAdminResource('ssls', '1', { key: KEY, snis: ['a.com'] }), 'invalid configuration: property "cert" is required');
-    assert.equal(validateAdminResource('ssls', '1', { type: 'client', cert: CERT }), 'invalid configuration: property "key" is required');
+    assert.equal(validateAdminResource('ssls', '1', { cert: CERT, key: KEY }), 'invalid configuration: then clause did not match');
+    assert.equal(validateAdminResource('ssls', '1', { key: KEY, snis: ['a.com'] }), 'invalid configuration: then clause did not match');
+    assert.equal(validateAdminResource('ssls', '1', { type: 'client', cert: CERT }), 'invalid configuration: else clause did not match');
     assert.equal(
       validateAdminResource('ssls', '1', { cert: CERT, key: KEY, sni: 'a.com', snis: ['b.com'] }),
-      'invalid configuration: value should match only one schema: exactly one of "sni" and "snis" is required',
+      'invalid configuration: then clause did not match',
     );
-    assert.equal(validateAdminResource('ssls', '1', { cert: CERT, key: KEY, snis: [] }), 'invalid configuration: property "snis" validation failed: must NOT have fewer than 1 items');
+    assert.equal(validateAdminResource('ssls', '1', { cert: CERT, key: KEY, snis: [] }), 'invalid configuration: property "snis" validation failed: expect array to have at least 1 items');
     assert.equal(validateAdminResource('ssls', '1', { cert: CERT, key: KEY, sni: 'a.com', name: 'x' }), 'invalid configuration: additional properties forbidden, found name');
   });
 
@@ -214,12 +214,12 @@ describe('model: secrets', () => {
     assert.equal(validateAdminResource('secrets', 'foo/1', { token: 't' }), 'invalid secret manager: foo');
     assert.equal(validateAdminResource('secrets', undefined, { token: 't' }), 'missing secret type');
     assert.equal(validateAdminResource('secrets', 'vault/1', { uri: 'http://127.0.0.1:8200', prefix: 'kv' }), 'invalid configuration: property "token" is required');
-    assert.match(validateAdminResource('secrets', 'vault/1', { uri: '127.0.0.1:8200', prefix: 'kv', token: 't' })!, /^invalid configuration: property "uri" validation failed: must match pattern/);
+    assert.match(validateAdminResource('secrets', 'vault/1', { uri: '127.0.0.1:8200', prefix: 'kv', token: 't' })!, /^invalid configuration: property "uri" validation failed: failed to match pattern/);
     assert.equal(
       validateAdminResource('secrets', 'gcp/1', { auth_file: 'f', auth_config: { client_email: 'a', private_key: 'k', project_id: 'p' } }),
       'invalid configuration: value should match only one schema: exactly one of "auth_config" and "auth_file" is required',
     );
-    assert.equal(validateAdminResource('secrets', 'gcp/1', { auth_config: { client_email: 'a' } }), 'invalid configuration: property "auth_config.private_key" is required');
+    assert.equal(validateAdminResource('secrets', 'gcp/1', { auth_config: { client_email: 'a' } }), 'invalid configuration: property "auth_config" validation failed: property "private_key" is required');
   });
 
   it('takes the manager from the body id when no id is given', () => {
@@ -235,13 +235,13 @@ describe('model: stream routes and protos', () => {
       upstream_id: 1,
       protocol: { name: 'redis', superior_id: 1, conf: { faults: [] }, metric: { enable: true }, logger: [{ name: 'syslog', filter: [], conf: {} }] },
     });
-    assert.equal(validateAdminResource('stream_routes', '1', { server_port: 70000 }), 'invalid configuration: property "server_port" validation failed: must be <= 65535');
-    assert.equal(validateAdminResource('stream_routes', '1', { remote_addr: 'nope' }), 'invalid configuration: property "remote_addr" validation failed: must match format "ip-or-cidr"');
-    assert.equal(validateAdminResource('stream_routes', '1', { protocol: {} }), 'invalid configuration: property "protocol.name" is required');
+    assert.equal(validateAdminResource('stream_routes', '1', { server_port: 70000 }), 'invalid configuration: property "server_port" validation failed: expected 70000 to be at most 65535');
+    assert.equal(validateAdminResource('stream_routes', '1', { remote_addr: 'nope' }), 'invalid configuration: property "remote_addr" validation failed: object matches none of the required');
+    assert.equal(validateAdminResource('stream_routes', '1', { protocol: {} }), 'invalid configuration: property "protocol" validation failed: property "name" is required');
     assert.equal(validateAdminResource('stream_routes', '1', { uri: '/a' }), 'invalid configuration: additional properties forbidden, found uri');
     assert.equal(
       validateAdminResource('stream_routes', '1', { protocol: { name: 'redis', logger: [{ name: 'syslog' }] } }),
-      'invalid configuration: property "protocol.logger.0" validation failed: must have property conf when property name is present',
+      'invalid configuration: property "protocol" validation failed: property "logger" validation failed: failed to validate item 1: property "conf" is required when "name" is set',
     );
   });
 
@@ -254,13 +254,13 @@ describe('model: stream routes and protos', () => {
   it('validates protos', () => {
     valid('protos', '1', { content: 'syntax = "proto3"; package helloworld;', name: 'hello', labels: { v: '1' } });
     assert.equal(validateAdminResource('protos', '1', {}), 'invalid configuration: property "content" is required');
-    assert.equal(validateAdminResource('protos', '1', { content: '' }), 'invalid configuration: property "content" validation failed: must NOT have fewer than 1 characters');
+    assert.equal(validateAdminResource('protos', '1', { content: '' }), 'invalid configuration: property "content" validation failed: string too short, expected at least 1, got 0');
   });
 
   it('validates the plugins list', () => {
     assert.equal(validatePluginsList([{ name: 'key-auth' }, { name: 'ip-restriction', stream: true }]), undefined);
-    assert.equal(validatePluginsList([{ stream: true }]), 'invalid configuration: property "0.name" is required');
-    assert.equal(validatePluginsList({}), 'invalid configuration: must be array');
+    assert.equal(validatePluginsList([{ stream: true }]), 'invalid configuration: failed to validate item 1: property "name" is required');
+    assert.equal(validatePluginsList({}), 'invalid configuration: wrong type: expected array, got table');
   });
 });
 
