@@ -38,6 +38,8 @@ export class RequestContext implements VarLookup {
   balancerIp: string | undefined;
   balancerPort: number | undefined;
   upstreamStatus: number | undefined;
+  /** `$upstream_status` when more than one try was made (`502, 200`); undefined after a single try. */
+  upstreamStatusList: string | undefined;
   /** Why the gateway ended the request itself (for the error log). */
   failureReason: string | undefined;
   #args: Map<string, string | string[]> | undefined;
@@ -115,7 +117,7 @@ export class RequestContext implements VarLookup {
       case 'balancer_port':
         return this.balancerPort === undefined ? undefined : String(this.balancerPort);
       case 'upstream_status':
-        return this.upstreamStatus === undefined ? undefined : String(this.upstreamStatus);
+        return this.upstreamStatusList ?? (this.upstreamStatus === undefined ? undefined : String(this.upstreamStatus));
     }
     if (name.startsWith('http_')) return this.header(name.slice(5).replace(/_/g, '-'));
     if (name.startsWith('arg_')) {

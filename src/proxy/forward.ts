@@ -63,6 +63,9 @@ export class Exchange implements ConnectionOwner {
   #upstreamPaused = false;
   #bodyFlowing = false;
   #attemptStart = 0;
+  /** `$upstream_status` of the failed tries so far (`502, 504, `); '' while none failed. */
+  #failedStatuses = '';
+  #pickFailed = false;
 
   constructor(ctx: RequestContext, upstream: CompiledUpstream, timeouts: TimeoutsMs, settings: ForwardSettings, onDone?: ForwardDone) {
     this.ctx = ctx;
@@ -89,6 +92,7 @@ export class Exchange implements ConnectionOwner {
   #attempt(): void {
     const node = this.upstream.balancer.pick(this.ctx, this.#tried);
     if (!node) {
+      this.#pickFailed = true;
       this.#fail(this.#lastErrorWasTimeout ? 504 : 502, 'no upstream node available');
       return;
     }
@@ -252,6 +256,7 @@ export class Exchange implements ConnectionOwner {
     const withinBudget = up.retryTimeoutMs === 0 || performance.now() - this.#firstAttemptAt < up.retryTimeoutMs;
     if (this.#retriesLeft > 0 && withinBudget && this.#canResend(sentToUpstream)) {
       this.#retriesLeft--;
+      this.#failedStatuses += `${status}, `;
       (this.#tried ??= new Set()).add(node.key);
       if (this.#bodyFlowing && !this.#bodyComplete) this.req.pause();
       this.#attempt();
@@ -264,8 +269,12 @@ export class Exchange implements ConnectionOwner {
     this.ctx.upstreamStatus = status;
     this.ctx.failureReason = reason;
     this.#finish();
-    // As nginx's $upstream_status after failed tries, APISIX reports it on these 5xx too.
-    sendStatus(this.res, status, undefined, { 'X-APISIX-Upstream-Status': String(status) }, this.settings.serverHeader);
+    // nginx's $upstream_status lists every try; APISIX reports it on these 5xx too. When no node
+    // could be picked for a retry, the list ends with the last try's status.
+    const statuses = this.#failedStatuses;
+    const value = statuses === '' ? String(status) : this.#pickFailed ? statuses.slice(0, -2) : statuses + status;
+    this.ctx.upstreamStatusList = value;
+    sendStatus(this.res, status, undefined, { 'X-APISIX-Upstream-Status': value }, this.settings.serverHeader);
   }
 
   onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {
@@ -274,7 +283,11 @@ export class Exchange implements ConnectionOwner {
     const res = this.res;
     const headers = downstreamResponseHeaders(rawHeaders);
     if (this.settings.serverHeader) headers.push('Server', this.settings.serverHeader);
-    if (status >= 500 || this.settings.showUpstreamStatus) headers.push('X-APISIX-Upstream-Status', String(status));
+    if (status >= 500 || this.settings.showUpstreamStatus) {
+      const statuses = this.#failedStatuses;
+      headers.push('X-APISIX-Upstream-Status', statuses === '' ? String(status) : statuses + status);
+    }
+    if (this.#failedStatuses !== '') this.ctx.upstreamStatusList = this.#failedStatuses + status;
     res.writeHead(status, statusText || undefined, headers);
     this.#conn!.socket.setTimeout(this.timeouts.read);
   }

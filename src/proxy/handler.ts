@@ -63,7 +63,8 @@ export class RequestHandler {
     const resolved = route.resolveUpstream();
     if (!resolved.ok) {
       this.options.log('error', `route ${route.id}: ${resolved.log}`);
-      sendStatus(res, resolved.status, '', undefined, this.options.serverHeader);
+      // core.response.exit(code) without a body: nginx's stock error page for the status.
+      sendStatus(res, resolved.status, undefined, undefined, this.options.serverHeader);
       return;
     }
     const upstream = resolved.upstream;

@@ -3,9 +3,22 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 export const SERVER_TOKEN = 'Causeway';
 
+/** nginx's own wording in its stock error pages, where it differs from the usual reason phrase. */
+const NGINX_TITLES: Record<number, string> = {
+  401: 'Authorization Required',
+  405: 'Not Allowed',
+  408: 'Request Time-out',
+  413: 'Request Entity Too Large',
+  414: 'Request-URI Too Large',
+  416: 'Requested Range Not Satisfiable',
+  494: 'Request Header Too Large',
+  503: 'Service Temporarily Unavailable',
+  504: 'Gateway Time-out',
+};
+
 /** nginx-style HTML error page that APISIX serves for gateway-generated 4xx/5xx. */
 export function htmlErrorPage(status: number): string {
-  const title = `${status} ${STATUS_CODES[status] ?? 'Error'}`;
+  const title = `${status} ${NGINX_TITLES[status] ?? STATUS_CODES[status] ?? 'Error'}`;
   return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>${SERVER_TOKEN}</center>\r\n</body>\r\n</html>\r\n`;
 }
 
