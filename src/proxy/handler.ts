@@ -14,6 +14,8 @@ const MAX_REQUEST_TARGET = 8192 - 'PROPFIND  HTTP/1.1\r\n'.length;
 export interface HandlerOptions extends ForwardSettings {
   /** Strip one trailing `/` before matching (apisix.delete_uri_tail_slash). */
   deleteUriTailSlash: boolean;
+  /** Route on paths with `%2F` kept encoded (apisix.match_uri_encoded_slash). */
+  matchUriEncodedSlash: boolean;
   /** nginx realip settings; undefined when off. */
   realIp: RealIpSettings | undefined;
   log: (level: 'warn' | 'error', message: string) => void;
@@ -35,7 +37,7 @@ export class RequestHandler {
       return;
     }
     const { path, query } = splitTarget(req.url!);
-    let uri = normalisePath(path);
+    let uri = normalisePath(path, this.options.matchUriEncodedSlash);
     if (uri === undefined) {
       sendStatus(res, 400, undefined, undefined, this.options.serverHeader);
       return;

@@ -17,7 +17,7 @@ function needsNormalising(path: string): boolean {
  * nginx-style `$uri`: decodes %XX, resolves `.` and `..`, merges repeated slashes.
  * Returns undefined for a path that climbs above the root or decodes badly (nginx answers 400).
  */
-export function normalisePath(path: string): string | undefined {
+export function normalisePath(path: string, keepEncodedSlash = false): string | undefined {
   if (!path.startsWith('/')) {
     // absolute-form target (http://host/path) or asterisk-form
     if (path.startsWith('http://') || path.startsWith('https://')) {
@@ -28,10 +28,14 @@ export function normalisePath(path: string): string | undefined {
     }
   }
   if (!needsNormalising(path)) return path;
-  let decoded = path;
-  if (path.includes('%')) {
+  // apisix.match_uri_encoded_slash: `%2F` stays encoded (it does not split segments); a NUL marks it
+  // while the rest decodes, so paths that carry an encoded NUL themselves are refused here.
+  const marked = keepEncodedSlash && /%2f/i.test(path);
+  if (marked && /%00/.test(path)) return undefined;
+  let decoded = marked ? path.replace(/%2f/gi, '\0') : path;
+  if (decoded.includes('%')) {
     try {
-      decoded = decodeURIComponent(path);
+      decoded = decodeURIComponent(decoded);
     } catch {
       return undefined;
     }
@@ -54,7 +58,8 @@ export function normalisePath(path: string): string | undefined {
     }
     out.push(seg);
   }
-  return '/' + out.join('/');
+  const normalised = '/' + out.join('/');
+  return marked ? normalised.replace(/\0/g, '%2F') : normalised;
 }
 
 /** Parses a query string; repeated names collect into arrays (nginx's `$arg_x` returns the first). */

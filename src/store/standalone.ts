@@ -42,7 +42,7 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
   let doc: unknown;
   try {
     // YAML: substitution on the raw text, so quoting decides the type (APISIX's rule); JSON: on values.
-    doc = format === 'yaml' ? parseYaml(substituteEnvInText(text), { uniqueKeys: true }) : substituteEnvInValue(JSON.parse(text));
+    doc = format === 'yaml' ? parseYaml(quoteWildcardHosts(substituteEnvInText(text)), { uniqueKeys: true }) : substituteEnvInValue(JSON.parse(text));
   } catch (err) {
     return { set: undefined, fileError: `invalid ${path}: ${firstLine((err as Error).message)}`, problems: [], warnings: [] };
   }
@@ -94,6 +94,15 @@ function withoutFileMarkers(item: unknown): unknown {
   if (!item || typeof item !== 'object' || !('modifiedIndex' in item)) return item;
   const { modifiedIndex: _unused, ...rest } = item as Record<string, unknown>;
   return rest;
+}
+
+/**
+ * `host: *.example.com` written unquoted is an alias in YAML 1.2, but APISIX's YAML reader takes it as a
+ * string, and files written for APISIX do this. A plain scalar starting with `*.` after a key or a list
+ * dash is quoted before parsing (no alias name starts with a dot in a real apisix.yaml).
+ */
+function quoteWildcardHosts(text: string): string {
+  return text.replace(/^(\s*(?:- +|[\w.-]+: +)(?:- +)?)(\*\.[^\s#,\]}'"]+)(?=\s*(?:#.*)?$)/gm, '$1"$2"');
 }
 
 function itemId(item: unknown, index: number): string {

@@ -13,6 +13,7 @@ export function handlerOptions(config: NodeConfig): HandlerOptions {
   const a = config.apisix;
   return {
     deleteUriTailSlash: a.delete_uri_tail_slash,
+    matchUriEncodedSlash: a.match_uri_encoded_slash,
     realIp: compileRealIp(config.nginx_config.http.real_ip_header, config.nginx_config.http.real_ip_from, config.nginx_config.http.real_ip_recursive),
     trustedAddresses: a.trusted_addresses?.length ? compileIpMatcher(a.trusted_addresses) : undefined,
     serverHeader: a.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,

@@ -18,6 +18,13 @@ describe('request-target handling', () => {
     assert.equal(normalisePath('http://example.com/p/q'), '/p/q');
   });
 
+  it('keeps %2F encoded when asked (match_uri_encoded_slash)', () => {
+    assert.equal(normalisePath('/a/b%2Fc/%64', true), '/a/b%2Fc/d');
+    assert.equal(normalisePath('/a/b%2fc', true), '/a/b%2Fc');
+    assert.equal(normalisePath('/a/b%2Fc'), '/a/b/c');
+    assert.equal(normalisePath('/a/%2F%00', true), undefined);
+  });
+
   it('refuses paths above the root or badly encoded', () => {
     assert.equal(normalisePath('/../etc/passwd'), undefined);
     assert.equal(normalisePath('/a/%zz'), undefined);
