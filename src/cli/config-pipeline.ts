@@ -55,6 +55,11 @@ export abstract class ConfigPipeline {
     log(level, message);
   }
 
+  /** A plugin name the data plane does not know: skipped, as APISIX skips plugins that are not enabled. */
+  protected readonly ignorePlugin = (name: string): void => {
+    this.reportOnce('warn', `unknown plugin [${name}] is ignored`);
+  };
+
   protected clearReports(): void {
     this.#reported.clear();
   }

@@ -114,7 +114,7 @@ export class StoreConfigPipeline extends ConfigPipeline {
 
   /** A resource as served, or undefined when invalid (logged; the last good version stays). */
   #validated(kind: ResourceKind, id: string, value: unknown): object | undefined {
-    const err = checkResource(kind, value);
+    const err = checkResource(kind, value, { onIgnoredPlugin: this.ignorePlugin });
     if (!err) return value as object;
     const kept = this.current[kind].has(id);
     log('error', `${this.store.name}: ${this.prefix}/${kind}/${id}: ${err}; ${kept ? 'keeping its last good version' : 'skipped'}`);

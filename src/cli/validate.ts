@@ -12,7 +12,9 @@ export function validate(configPath: string | undefined, out: (line: string) => 
     out(`note: resources come from the ${source.kind} store; nothing else to check offline`);
     return true;
   }
-  const result = readStandaloneFile(source.path, source.format, checkResource);
+  const ignored = new Set<string>();
+  const result = readStandaloneFile(source.path, source.format, (kind, value) => checkResource(kind, value, { onIgnoredPlugin: (name) => ignored.add(name) }));
+  for (const name of ignored) out(`warning: unknown plugin [${name}] is ignored`);
   if (result.fileError) {
     out(result.fileError);
     return false;

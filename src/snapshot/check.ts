@@ -3,17 +3,28 @@
 // those are refused with a clear error rather than accepted and silently ignored.
 import { validateExpr } from '../expr/index.ts';
 import { validateResource, type ResourceKind, type Route, type Service, type Upstream } from '../model/index.ts';
+import { APISIX_PLUGIN_NAMES } from '../model/plugin-names.ts';
 import { compilePath } from '../router/index.ts';
 
-export function checkResource(kind: ResourceKind, value: unknown): string | undefined {
+export interface CheckOptions {
+  /**
+   * Data planes (the declarative file, a store's watch) skip plugin names they do not know, as APISIX
+   * does, and report them here. The Admin API refuses them (`unknown plugin [x]`).
+   */
+  onIgnoredPlugin?: (name: string) => void;
+}
+
+export function checkResource(kind: ResourceKind, value: unknown, options: CheckOptions = {}): string | undefined {
   const schemaError = validateResource(kind, value);
   if (schemaError) return schemaError;
   const obj = value as Route & Service;
-  if (obj.plugins) {
-    // No plugin is enabled in this build, so every name is unknown, as APISIX says for a plugin
-    // missing from the enabled list.
-    const name = Object.keys(obj.plugins)[0];
-    if (name !== undefined) return `unknown plugin [${name}]`;
+  for (const name of Object.keys(obj.plugins ?? {})) {
+    // No plugin runs in this build. An APISIX plugin is refused, so that a route never serves without
+    // a plugin it relies on (an auth plugin, say); any other name is unknown, as APISIX treats a
+    // plugin that is not enabled.
+    if (APISIX_PLUGIN_NAMES.has(name)) return `plugin [${name}] is not available in this version`;
+    if (!options.onIgnoredPlugin) return `unknown plugin [${name}]`;
+    options.onIgnoredPlugin(name);
   }
   if (obj.script !== undefined) return unsupported('script', 'Lua scripts cannot run in Causeway');
   if (obj.enable_websocket) return unsupported('enable_websocket', 'WebSocket proxying arrives with the protocols release');

@@ -186,11 +186,18 @@ describe('standalone apisix.yaml: reload and bad content', () => {
     assert.match(log, /apisix\.yaml: routes\[1\] \(id broken\): [^\n]*priority[^\n]*; item skipped/);
   });
 
-  it('a route with plugins is rejected as an unknown plugin', async () => {
+  it('an unknown plugin is ignored with a warning, as APISIX does (t/config-center-yaml/route.t TEST 5)', async () => {
     const mark = gw.output().length;
-    await apply(gw, a, { routes: [{ id: 'plug', uri: '/plug', plugins: { 'no-such-plugin': {} }, upstream: upstreamOf(a) }] });
-    assert.equal((await request(gw.url('/plug'))).status, 404);
-    await waitForLog(gw, mark, /routes\[0\] \(id plug\)[^\n]*unknown plugin \[no-such-plugin\]/);
+    await apply(gw, a, { routes: [{ id: 'plug', uri: '/plug', plugins: { 'x-rewrite': { uri: 1 } }, upstream: upstreamOf(a) }] });
+    assert.equal(await portOf(gw, '/plug'), a.port);
+    await waitForLog(gw, mark, /\[warn\][^\n]*unknown plugin \[x-rewrite\] is ignored/);
+  });
+
+  it('a route with an APISIX plugin this version lacks is refused, never served without it', async () => {
+    const mark = gw.output().length;
+    await apply(gw, a, { routes: [{ id: 'auth', uri: '/auth', plugins: { 'key-auth': {} }, upstream: upstreamOf(a) }] });
+    assert.equal((await request(gw.url('/auth'))).status, 404);
+    await waitForLog(gw, mark, /routes\[0\] \(id auth\)[^\n]*plugin \[key-auth\] is not available in this version/);
   });
 
   it('an unknown top-level key rejects the whole file', async () => {
