@@ -128,16 +128,17 @@ export class Snapshot {
     });
   }
 
-  /** Route `upstream` > route `upstream_id` > service `upstream` > service `upstream_id` (APISIX's merge). */
+  /** Route `upstream_id` > route `upstream` > service `upstream_id` > service `upstream` (APISIX's order). */
   #upstreamResolver(conf: Route, serviceId: string | undefined, service: CompiledService | undefined): () => UpstreamResolution {
     if (serviceId !== undefined && !service) {
       return () => ({ ok: false, status: 404, log: `failed to fetch service configuration by id: ${serviceId}` });
     }
-    if (conf.upstream) {
+    // A route's upstream_id beats its inline upstream (t/config-center-yaml/route-upstream.t TEST 3).
+    if (conf.upstream && conf.upstream_id === undefined) {
       const result: UpstreamResolution = { ok: true, upstream: compileUpstream(conf.upstream, undefined, this.#poolDefaults) };
       return () => result;
     }
-    const upstreamId = conf.upstream_id ?? (service?.upstream ? undefined : service?.conf.upstream_id);
+    const upstreamId = conf.upstream_id ?? service?.conf.upstream_id;
     if (upstreamId !== undefined) {
       const key = String(upstreamId);
       const upstreams = this.upstreams;
