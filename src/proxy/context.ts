@@ -44,6 +44,7 @@ export class RequestContext implements VarLookup {
   failureReason: string | undefined;
   #args: Map<string, string | string[]> | undefined;
   #cookies: Map<string, string> | undefined;
+  #underscoreNames: boolean | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, uri: string, queryString: string, listener: ListenerInfo, realIp: RealIpSettings | undefined) {
     this.req = req;
@@ -119,7 +120,10 @@ export class RequestContext implements VarLookup {
       case 'upstream_status':
         return this.upstreamStatusList ?? (this.upstreamStatus === undefined ? undefined : String(this.upstreamStatus));
     }
-    if (name.startsWith('http_')) return this.header(name.slice(5).replace(/_/g, '-'));
+    if (name.startsWith('http_')) {
+      const v = this.header(name.slice(5).replace(/_/g, '-'));
+      return v !== undefined || !this.#hasUnderscoreHeader() ? v : this.#underscoreHeader(name);
+    }
     if (name.startsWith('arg_')) {
       const v = this.args.get(name.slice(4));
       return Array.isArray(v) ? v[0] : v;
@@ -127,6 +131,41 @@ export class RequestContext implements VarLookup {
     if (name.startsWith('cookie_')) return this.cookies.get(name.slice(7));
     if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
     return undefined;
+  }
+
+  /** Whether any request header name contains `_` (computed once per request, on the first miss). */
+  #hasUnderscoreHeader(): boolean {
+    if (this.#underscoreNames === undefined) {
+      const raw = this.req.rawHeaders;
+      let found = false;
+      for (let i = 0; i < raw.length && !found; i += 2) found = raw[i].includes('_');
+      this.#underscoreNames = found;
+    }
+    return this.#underscoreNames;
+  }
+
+  /**
+   * nginx's `$http_<name>` for headers spelt with `_` (APISIX sets `underscores_in_headers on`):
+   * a header matches when its name, lower-cased with `-` read as `_`, equals `<name>`. Only
+   * reached when the `-` spelling is absent and some header name has a `_`.
+   */
+  #underscoreHeader(varName: string): string | undefined {
+    const raw = this.req.rawHeaders;
+    const want = varName.length - 5;
+    let out: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const h = raw[i];
+      if (h.length !== want || !h.includes('_')) continue;
+      let j = 0;
+      for (; j < want; j++) {
+        let c = h.charCodeAt(j);
+        if (c >= 65 && c <= 90) c |= 0x20;
+        else if (c === 45) c = 95;
+        if (c !== varName.charCodeAt(j + 5)) break;
+      }
+      if (j === want) out = out === undefined ? raw[i + 1] : `${out}, ${raw[i + 1]}`;
+    }
+    return out;
   }
 
   /** A request header by lower-case name; repeated headers are joined as nginx does. */

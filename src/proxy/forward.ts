@@ -93,7 +93,7 @@ export class Exchange implements ConnectionOwner {
     const node = this.upstream.balancer.pick(this.ctx, this.#tried);
     if (!node) {
       this.#pickFailed = true;
-      this.#fail(this.#lastErrorWasTimeout ? 504 : 502, 'no upstream node available');
+      this.#fail(this.#lastErrorWasTimeout ? 504 : 502, this.#failedStatuses === '' ? 'failed to find valid upstream server, no valid upstream node' : 'no upstream node available');
       return;
     }
     this.#connect(node, false);
@@ -266,12 +266,19 @@ export class Exchange implements ConnectionOwner {
   }
 
   #fail(status: number, reason: string): void {
-    this.ctx.upstreamStatus = status;
     this.ctx.failureReason = reason;
+    const statuses = this.#failedStatuses;
+    if (statuses === '' && this.#pickFailed) {
+      // No node could be picked at all (every weight 0): nothing was tried, so $upstream_status is
+      // empty and APISIX sends no X-APISIX-Upstream-Status.
+      this.#finish();
+      sendStatus(this.res, status, undefined, undefined, this.settings.serverHeader);
+      return;
+    }
+    this.ctx.upstreamStatus = status;
     this.#finish();
     // nginx's $upstream_status lists every try; APISIX reports it on these 5xx too. When no node
     // could be picked for a retry, the list ends with the last try's status.
-    const statuses = this.#failedStatuses;
     const value = statuses === '' ? String(status) : this.#pickFailed ? statuses.slice(0, -2) : statuses + status;
     this.ctx.upstreamStatusList = value;
     sendStatus(this.res, status, undefined, { 'X-APISIX-Upstream-Status': value }, this.settings.serverHeader);

@@ -10,7 +10,7 @@ import { normalizeNodes, type Balancer, type BalancerOptions, type UpstreamNode 
 
 export type { Balancer, BalancerOptions, BalancerType, HashOn, PickContext, UpstreamNode } from './types.ts';
 export { ChashBalancer, parseKeyTemplate, POINTS_PER_WEIGHT, MAX_RING_POINTS } from './chash.ts';
-export { EwmaBalancer, DECAY_TIME_MS, FAILURE_PENALTY_MS, type EwmaHooks } from './ewma.ts';
+export { EwmaBalancer, DECAY_TIME_MS, FAILURE_PENALTY_MS, type EwmaHooks, type EwmaStats } from './ewma.ts';
 export { LeastConnBalancer } from './least-conn.ts';
 export { PriorityBalancer } from './priority.ts';
 export { RoundRobinBalancer } from './roundrobin.ts';
@@ -38,11 +38,15 @@ function createTier(nodes: readonly UpstreamNode[], options: BalancerOptions): B
 
 /**
  * Builds the balancer for an upstream's nodes. Weights are taken as integers >= 0 and weight-0
- * nodes are dropped; with no node left every pick returns undefined. Nodes are grouped into
- * priority tiers (highest first), each served by its own balancer of the configured type.
+ * nodes are dropped (except a lone node, which APISIX always uses); with no node left every pick
+ * returns undefined. Nodes are grouped into priority tiers (highest first), each served by its
+ * own balancer of the configured type.
  */
 export function createBalancer(nodes: UpstreamNode[], options: BalancerOptions): Balancer {
-  const usable = normalizeNodes(nodes).filter((node) => node.weight > 0);
+  const all = normalizeNodes(nodes);
+  // APISIX skips the balancer for a one-node upstream and uses that node whatever its weight.
+  if (all.length === 1 && all[0].weight === 0) return createTier([{ ...all[0], weight: 1 }], options);
+  const usable = all.filter((node) => node.weight > 0);
   if (usable.length === 0) return EMPTY;
   const byPriority = new Map<number, UpstreamNode[]>();
   for (const node of usable) {
