@@ -9,14 +9,14 @@ import { hintFor } from './common.ts';
 /** The error APISIX would report, as text (without the `invalid configuration: ` prefix). */
 export function describeSchemaErrors(errors: readonly ErrorObject[]): string {
   const candidates = errors.filter((e) => !insideCombinatorBranch(e.schemaPath));
-  const chosen = [...(candidates.length ? candidates : errors)].sort((a, b) => rank(a) - rank(b))[0];
+  const chosen = pickFirst(candidates.length ? candidates : errors);
   // lua-resty-jsonschema does not say why an if/then branch failed, only that it did.
   const branch = /\/(then|else)\//.exec(chosen.schemaPath);
-  if (branch) return wrapPath(chosen.instancePath, `${branch[1]} clause did not match`);
+  if (branch) return wrapPath(chosen.instancePath, `${branch[1]} clause did not match`, chosen.schemaPath);
   // ... and numbers the allOf branch that failed.
   const allOf = /(?:^#|\/)allOf\/(\d+)\//.exec(chosen.schemaPath);
   const leaf = leafMessage(chosen);
-  return wrapPath(chosen.instancePath, allOf ? `allOf ${Number(allOf[1]) + 1} failed: ${leaf}` : leaf);
+  return wrapPath(chosen.instancePath, allOf ? `allOf ${Number(allOf[1]) + 1} failed: ${leaf}` : leaf, chosen.schemaPath);
 }
 
 /** Errors from inside one branch of anyOf/oneOf/not explain why that branch failed; the combinator's own error is the one to report. */
@@ -24,28 +24,89 @@ function insideCombinatorBranch(schemaPath: string): boolean {
   return /\/(anyOf|oneOf)\/\d+\//.test(schemaPath) || /\/not\//.test(schemaPath);
 }
 
+const ORDER: Record<string, number> = {
+  type: 0, properties: 1, items: 1, required: 2, dependencies: 3, additionalProperties: 4, patternProperties: 4,
+  allOf: 6, anyOf: 7, oneOf: 8, not: 9, if: 10, then: 10, else: 10,
+};
+
 /**
  * lua-resty-jsonschema's order for one value: type, each property's own schema, required, extra
- * properties, value checks, then allOf, anyOf, oneOf, not, if/then/else.
+ * properties, value checks, then allOf, anyOf, oneOf, not, if/then/else. Two errors are compared
+ * at the deepest value both lie in: an error further down went through `properties` there.
  */
-function rank(e: ErrorObject): number {
-  if (e.instancePath !== '') return e.keyword === 'type' ? 0.5 : 1;
-  const top = e.schemaPath.split('/')[1] ?? e.keyword;
-  const order: Record<string, number> = {
-    type: 0, properties: 1, required: 2, dependencies: 3, additionalProperties: 4, patternProperties: 4,
-    allOf: 6, anyOf: 7, oneOf: 8, not: 9, if: 10, then: 10, else: 10,
-  };
-  return order[top] ?? 5;
+function pickFirst(errors: readonly ErrorObject[]): ErrorObject {
+  let best = errors[0];
+  for (const e of errors.slice(1)) if (compare(e, best) < 0) best = e;
+  return best;
 }
 
-function wrapPath(instancePath: string, message: string): string {
-  const segments = instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+function compare(a: ErrorObject, b: ErrorObject): number {
+  const pa = a.instancePath.split('/').slice(1);
+  const pb = b.instancePath.split('/').slice(1);
+  let depth = 0;
+  while (depth < pa.length && depth < pb.length && pa[depth] === pb[depth]) depth++;
+  return rankAt(a, depth) - rankAt(b, depth);
+}
+
+/** The rank of the keyword through which `e` leaves the value `depth` segments down its path. */
+function rankAt(e: ErrorObject, depth: number): number {
+  const tokens = e.schemaPath.split('/').slice(1);
+  let consumed = 0;
+  let t = 0;
+  for (; t < tokens.length && consumed < depth; t++) {
+    const tok = tokens[t];
+    if ((tok === 'properties' || tok === 'patternProperties') && t + 1 < tokens.length) {
+      consumed++;
+      t++;
+    } else if (tok === 'items') {
+      consumed++;
+      if (/^\d+$/.test(tokens[t + 1] ?? '')) t++;
+    } else if (tok === 'additionalProperties' && t + 1 < tokens.length) {
+      consumed++;
+    }
+  }
+  const tok = tokens[t] ?? e.keyword;
+  return ORDER[tok] ?? 5;
+}
+
+function wrapPath(instancePath: string, message: string, schemaPath = ''): string {
+  const unescape = (s: string) => s.replace(/~1/g, '/').replace(/~0/g, '~');
+  const segments = instancePath.split('/').slice(1).map(unescape);
+  const via = segmentKinds(segments.length, schemaPath.split('/').slice(1).map(unescape));
   let out = message;
   for (let i = segments.length - 1; i >= 0; i--) {
     const seg = segments[i];
-    out = /^\d+$/.test(seg) ? `failed to validate item ${Number(seg) + 1}: ${out}` : `property "${seg}" validation failed: ${out}`;
+    const how = via[i];
+    if (how?.pattern !== undefined) out = `failed to validate ${seg} (matching ${luaQuote(how.pattern)}): ${out}`;
+    else if (how ? how.item : /^\d+$/.test(seg)) out = `failed to validate item ${Number(seg) + 1}: ${out}`;
+    else out = `property "${seg}" validation failed: ${out}`;
   }
   return out;
+}
+
+/**
+ * How each instance segment was reached, read from the schema path: through `properties`,
+ * `patternProperties` (lua-resty-jsonschema names the pattern) or `items`. Empty when the schema
+ * path cannot be followed (the caller then guesses from the segment itself).
+ */
+function segmentKinds(count: number, tokens: string[]): Array<{ item: boolean; pattern?: string }> {
+  const out: Array<{ item: boolean; pattern?: string }> = [];
+  for (let t = 0; t < tokens.length && out.length < count; t++) {
+    const tok = tokens[t];
+    if (tok === 'properties' && t + 1 < tokens.length) {
+      out.push({ item: false });
+      t++;
+    } else if (tok === 'patternProperties' && t + 1 < tokens.length) {
+      out.push({ item: false, pattern: tokens[t + 1] });
+      t++;
+    } else if (tok === 'items') {
+      out.push({ item: true });
+      if (/^\d+$/.test(tokens[t + 1] ?? '')) t++;
+    } else if (tok === 'additionalProperties' && t + 1 < tokens.length) {
+      out.push({ item: false });
+    }
+  }
+  return out.length === count ? out : [];
 }
 
 /** Lua's type names, as lua-resty-jsonschema prints them. */

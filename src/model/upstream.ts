@@ -127,7 +127,8 @@ export const upstreamSchema = withHint({
       type: 'object',
       description: 'Health checks.',
       properties: { active: activeCheck, passive: passiveCheck },
-      required: ['active'],
+      additionalProperties: false,
+      anyOf: [{ required: ['active'] }, { required: ['active', 'passive'] }],
     },
   },
   oneOf: [{ required: ['nodes'] }, { required: ['service_name', 'discovery_type'] }],
@@ -175,8 +176,9 @@ export function checkUpstream(up: Upstream): string | undefined {
   if (up.type === 'chash') {
     const hashOn = up.hash_on ?? 'vars';
     if (hashOn !== 'consumer' && !up.key) return 'missing key';
-    if (hashOn === 'vars' && !CHASH_VARS_KEY.test(up.key!)) return `invalid configuration: key ${up.key} is not a valid variable for hash_on vars`;
-    if ((hashOn === 'header' || hashOn === 'cookie') && !CHASH_HEADER_KEY.test(up.key!)) return `invalid configuration: key ${up.key} is not a valid ${hashOn} name`;
+    // apisix/upstream.lua checks the key against a one-pattern schema, so the text is a pattern failure.
+    const keyPattern = hashOn === 'vars' ? CHASH_VARS_KEY : hashOn === 'header' || hashOn === 'cookie' ? CHASH_HEADER_KEY : undefined;
+    if (keyPattern && !keyPattern.test(up.key!)) return `invalid configuration: failed to match pattern "${keyPattern.source}" with "${up.key}"`;
   }
   return undefined;
 }
