@@ -27,6 +27,8 @@ export interface ForwardSettings {
   serverHeader: string | undefined;
   /** Always send X-APISIX-Upstream-Status (otherwise only for 5xx). */
   showUpstreamStatus: boolean;
+  /** Largest request body accepted, in bytes; 0 = no limit (nginx client_max_body_size). */
+  maxBodyBytes: number;
 }
 
 export interface ForwardDone {
@@ -61,6 +63,7 @@ export class Exchange implements ConnectionOwner {
   #finished = false;
   #lastErrorWasTimeout = false;
   #upstreamPaused = false;
+  #bodyBytes = 0;
   #bodyFlowing = false;
   #attemptStart = 0;
   /** `$upstream_status` of the failed tries so far (`502, 504, `); '' while none failed. */
@@ -186,6 +189,11 @@ export class Exchange implements ConnectionOwner {
   }
 
   #onRequestData = (chunk: Buffer): void => {
+    this.#bodyBytes += chunk.length;
+    if (this.settings.maxBodyBytes > 0 && this.#bodyBytes > this.settings.maxBodyBytes) {
+      this.#bodyTooLarge();
+      return;
+    }
     if (this.#replay) {
       this.#replayBytes += chunk.length;
       if (this.#replayBytes <= REPLAY_LIMIT) this.#replay.push(chunk);
@@ -195,6 +203,19 @@ export class Exchange implements ConnectionOwner {
     if (!conn || this.#finished) return;
     if (!this.#writeBodyChunk(chunk)) this.req.pause();
   };
+
+  /** A streamed body grew past client_max_body_size: 413 if nothing was answered yet, else cut. */
+  #bodyTooLarge(): void {
+    if (this.#finished) return;
+    this.#dropConnection();
+    if (this.#responded) {
+      this.#abortClient();
+      return;
+    }
+    this.ctx.failureReason = `client intended to send too large body: more than ${this.settings.maxBodyBytes} bytes`;
+    this.#finish();
+    sendStatus(this.res, 413, undefined, { Connection: 'close' }, this.settings.serverHeader);
+  }
 
   #onRequestEnd = (): void => {
     this.#bodyComplete = true;

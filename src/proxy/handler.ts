@@ -36,6 +36,13 @@ export class RequestHandler {
       sendStatus(res, 414, undefined, { Connection: 'close' }, this.options.serverHeader);
       return;
     }
+    const max = this.options.maxBodyBytes;
+    if (max > 0 && Number(req.headers['content-length'] ?? 0) > max) {
+      // nginx refuses a declared body over client_max_body_size before any route runs.
+      this.options.log('error', `client intended to send too large body: ${req.headers['content-length']} bytes`);
+      sendStatus(res, 413, undefined, { Connection: 'close' }, this.options.serverHeader);
+      return;
+    }
     const { path, query } = splitTarget(req.url!);
     let uri = normalisePath(path, this.options.matchUriEncodedSlash);
     if (uri === undefined) {

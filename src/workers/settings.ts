@@ -1,5 +1,5 @@
 // Node config → the settings a worker's request path reads. Recomputed on start and on SIGHUP.
-import { parseDurationSeconds, type NodeConfig } from '../conf/index.ts';
+import { parseDurationSeconds, parseSizeBytes, type NodeConfig } from '../conf/index.ts';
 import type { HandlerOptions } from '../proxy/handler.ts';
 import { compileRealIp } from '../proxy/real-ip.ts';
 import type { PoolDefaults } from '../snapshot/upstream.ts';
@@ -18,6 +18,7 @@ export function handlerOptions(config: NodeConfig): HandlerOptions {
     trustedAddresses: a.trusted_addresses?.length ? compileIpMatcher(a.trusted_addresses) : undefined,
     serverHeader: a.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,
     showUpstreamStatus: a.show_upstream_status_in_response_header,
+    maxBodyBytes: parseSizeBytes(config.nginx_config.http.client_max_body_size),
     log,
   };
 }
