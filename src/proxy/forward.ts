@@ -29,6 +29,10 @@ export interface ForwardSettings {
   showUpstreamStatus: boolean;
   /** Largest request body accepted, in bytes; 0 = no limit (nginx client_max_body_size). */
   maxBodyBytes: number;
+  /** Longest pause between two reads of the client's body (nginx client_body_timeout). */
+  clientBodyTimeoutMs: number;
+  /** Longest time a write to a slow client may stay blocked (nginx send_timeout). */
+  sendTimeoutMs: number;
 }
 
 export interface ForwardDone {
@@ -64,6 +68,7 @@ export class Exchange implements ConnectionOwner {
   #lastErrorWasTimeout = false;
   #upstreamPaused = false;
   #bodyBytes = 0;
+  #sendTimer: NodeJS.Timeout | undefined;
   #bodyFlowing = false;
   #attemptStart = 0;
   /** `$upstream_status` of the failed tries so far (`502, 504, `); '' while none failed. */
@@ -122,7 +127,7 @@ export class Exchange implements ConnectionOwner {
     this.upstream.balancer.started?.(node);
     conn.attach(this, this.#headOnly);
     // connect timeout until connected, then send timeout while the body streams, then read timeout.
-    conn.socket.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.timeouts.send);
+    conn.socket.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
     this.#writeHead(conn, node);
     if (conn.connected) this.#startBody();
   }
@@ -141,7 +146,21 @@ export class Exchange implements ConnectionOwner {
     this.#bodyFlowing = true;
     this.req.on('data', this.#onRequestData);
     this.req.on('end', this.#onRequestEnd);
+    if (this.settings.clientBodyTimeoutMs > 0) this.req.setTimeout(this.settings.clientBodyTimeoutMs, this.#onClientBodyTimeout);
   }
+
+  /** The client stopped sending its body: 408 as nginx answers, or a cut connection once answered. */
+  #onClientBodyTimeout = (): void => {
+    if (this.#bodyComplete || this.#finished) return;
+    this.#dropConnection();
+    if (this.#responded) {
+      this.#abortClient();
+      return;
+    }
+    this.ctx.failureReason = 'client timed out while sending the request body';
+    this.#finish();
+    sendStatus(this.res, 408, undefined, { Connection: 'close' }, this.settings.serverHeader);
+  };
 
   #writeHead(conn: UpstreamConnection, node: UpstreamNode): void {
     const ctx = this.ctx;
@@ -219,12 +238,24 @@ export class Exchange implements ConnectionOwner {
 
   #onRequestEnd = (): void => {
     this.#bodyComplete = true;
+    if (this.settings.clientBodyTimeoutMs > 0) {
+      this.req.setTimeout(0);
+      this.req.off('timeout', this.#onClientBodyTimeout);
+    }
     if (this.#conn && !this.#finished) this.#writeBodyEnd();
   };
 
   onConnected(): void {
-    this.#conn?.socket.setTimeout(this.#bodyComplete ? this.timeouts.read : this.timeouts.send);
+    this.#conn?.socket.setTimeout(this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
     this.#startBody();
+  }
+
+  /**
+   * While the client's body streams, a quiet upstream connection may just mean a slow client: that is
+   * client_body_timeout's call (408), so the upstream side waits a little longer than it.
+   */
+  #sendPhaseTimeout(): number {
+    return Math.max(this.timeouts.send, this.settings.clientBodyTimeoutMs + 1000);
   }
 
   onConnectionDrain(): void {
@@ -327,9 +358,19 @@ export class Exchange implements ConnectionOwner {
       this.#upstreamPaused = true;
       this.#conn!.socket.pause();
       this.res.once('drain', this.#onClientDrain);
+      if (this.settings.sendTimeoutMs > 0) this.#sendTimer = setTimeout(this.#onSendTimeout, this.settings.sendTimeoutMs);
     }
     return false;
   }
+
+  /** A client that stopped reading for send_timeout is cut, as nginx does. */
+  #onSendTimeout = (): void => {
+    this.#sendTimer = undefined;
+    if (this.#finished) return;
+    this.ctx.failureReason = 'client timed out while reading the response';
+    this.#dropConnection();
+    this.#abortClient();
+  };
 
   #onClientDrain = (): void => {
     this.#resumeUpstream();
@@ -338,6 +379,10 @@ export class Exchange implements ConnectionOwner {
   #resumeUpstream(): void {
     if (!this.#upstreamPaused) return;
     this.#upstreamPaused = false;
+    if (this.#sendTimer) {
+      clearTimeout(this.#sendTimer);
+      this.#sendTimer = undefined;
+    }
     this.res.off('drain', this.#onClientDrain);
     this.#conn?.socket.resume();
   }
@@ -378,6 +423,7 @@ export class Exchange implements ConnectionOwner {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (this.#sendTimer) clearTimeout(this.#sendTimer);
     if (this.#hasBody) {
       this.req.off('data', this.#onRequestData);
       this.req.off('end', this.#onRequestEnd);

@@ -19,6 +19,8 @@ export function handlerOptions(config: NodeConfig): HandlerOptions {
     serverHeader: a.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,
     showUpstreamStatus: a.show_upstream_status_in_response_header,
     maxBodyBytes: parseSizeBytes(config.nginx_config.http.client_max_body_size),
+    clientBodyTimeoutMs: parseDurationSeconds(config.nginx_config.http.client_body_timeout) * 1000,
+    sendTimeoutMs: parseDurationSeconds(config.nginx_config.http.send_timeout) * 1000,
     log,
   };
 }
