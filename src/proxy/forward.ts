@@ -112,22 +112,16 @@ export class Exchange implements ConnectionOwner {
     this.ctx.balancerIp = node.host;
     this.ctx.balancerPort = node.port;
     const pool = this.upstream.pools.get(node.key)!;
-    let conn: UpstreamConnection;
-    if (forceNew) {
-      conn = pool.connectNew();
-      this.#reusedConn = false;
-    } else {
-      const got = pool.acquire();
-      conn = got.conn;
-      this.#reusedConn = got.reused;
-    }
+    const conn = forceNew ? pool.connectNew() : pool.acquire();
+    this.#reusedConn = conn.reused;
     this.#conn = conn;
-    this.#attemptStart = performance.now();
+    // only latency-aware balancers (ewma) read it
+    if (this.upstream.balancer.finished) this.#attemptStart = performance.now();
     this.#bodySentThisAttempt = false;
     this.upstream.balancer.started?.(node);
     conn.attach(this, this.#headOnly);
     // connect timeout until connected, then send timeout while the body streams, then read timeout.
-    conn.socket.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
+    conn.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
     this.#writeHead(conn, node);
     if (conn.connected) this.#startBody();
   }
@@ -204,7 +198,7 @@ export class Exchange implements ConnectionOwner {
     const conn = this.#conn!;
     if (this.#chunkedBody) conn.socket.write('0\r\n\r\n');
     this.#bodySentThisAttempt = true;
-    if (conn.connected) conn.socket.setTimeout(this.timeouts.read);
+    if (conn.connected) conn.setTimeout(this.timeouts.read);
   }
 
   #onRequestData = (chunk: Buffer): void => {
@@ -246,7 +240,7 @@ export class Exchange implements ConnectionOwner {
   };
 
   onConnected(): void {
-    this.#conn?.socket.setTimeout(this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
+    this.#conn?.setTimeout(this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
     this.#startBody();
   }
 
@@ -348,7 +342,7 @@ export class Exchange implements ConnectionOwner {
     }
     if (this.#failedStatuses !== '') this.ctx.upstreamStatusList = this.#failedStatuses + status;
     res.writeHead(status, statusText || undefined, headers);
-    this.#conn!.socket.setTimeout(this.timeouts.read);
+    this.#conn!.setTimeout(this.timeouts.read);
   }
 
   onResponseBody(chunk: Buffer): boolean {

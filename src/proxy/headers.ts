@@ -14,6 +14,15 @@ const RESPONSE_DROP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'server',
 ]);
 
+/** Name lengths of a set's members: a header whose name has another length cannot be in it (no lower-casing needed). */
+function lengthsOf(names: Set<string>): Uint8Array {
+  const lengths = new Uint8Array(64);
+  for (const n of names) lengths[n.length] = 1;
+  return lengths;
+}
+const REQUEST_DROP_LENGTHS = lengthsOf(REQUEST_DROP);
+const RESPONSE_DROP_LENGTHS = lengthsOf(RESPONSE_DROP);
+
 /** Extra header names listed in `Connection: a, b`, lower-case; undefined when none. */
 export function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (!value) return undefined;
@@ -43,9 +52,11 @@ export function upstreamRequestHeaders(rawHeaders: string[], headers: IncomingHt
   let out = `Host: ${hostValue}\r\n`;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
-    const lower = name.toLowerCase();
-    if (REQUEST_DROP.has(lower) || extraDrop?.has(lower)) continue;
-    if (lower === 'forwarded' && !isTrusted(facts)) continue;
+    if (REQUEST_DROP_LENGTHS[name.length] === 1 || extraDrop) {
+      const lower = name.toLowerCase();
+      if (REQUEST_DROP.has(lower) || extraDrop?.has(lower)) continue;
+      if (lower === 'forwarded' && !isTrusted(facts)) continue;
+    }
     out += `${name}: ${rawHeaders[i + 1]}\r\n`;
   }
   const trusted = isTrusted(facts);
@@ -73,9 +84,12 @@ export function downstreamResponseHeaders(raw: string[]): string[] {
   }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i].toLowerCase();
-    if (RESPONSE_DROP.has(lower) || extraDrop?.has(lower)) continue;
-    out.push(raw[i], raw[i + 1]);
+    const name = raw[i];
+    if (RESPONSE_DROP_LENGTHS[name.length] === 1 || extraDrop) {
+      const lower = name.toLowerCase();
+      if (RESPONSE_DROP.has(lower) || extraDrop?.has(lower)) continue;
+    }
+    out.push(name, raw[i + 1]);
   }
   return out;
 }

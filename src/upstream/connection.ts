@@ -35,7 +35,12 @@ export class UpstreamConnection {
   closed = false;
   /** Still counted as open by its pool. */
   counted = true;
-  idleTimer: NodeJS.Timeout | undefined;
+  /** When it last went back to the pool (performance.now()). */
+  idleSince = 0;
+  /** Taken from the pool's idle list rather than newly opened. */
+  reused = false;
+  /** The socket inactivity timeout currently set, to skip redundant setTimeout calls. */
+  timeoutMs = 0;
 
   constructor(target: ConnectTarget, pool: UpstreamConnection['pool']) {
     this.pool = pool;
@@ -52,19 +57,26 @@ export class UpstreamConnection {
 
   /** Starts a request on this connection. */
   attach(owner: ConnectionOwner, headOnly: boolean): void {
-    if (this.idleTimer) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = undefined;
-    }
     this.owner = owner;
     this.gotBytes = false;
     this.parser.reset(owner, headOnly);
   }
 
   /** Ends ownership; the connection goes back to the pool when it can carry another request. */
+  /** Sets the socket's inactivity timeout unless it already is that (a timer re-arm costs on every request). */
+  setTimeout(ms: number): void {
+    if (ms === this.timeoutMs) return;
+    this.timeoutMs = ms;
+    this.socket.setTimeout(ms);
+  }
+
+  /**
+   * Ends ownership; the connection goes back to the pool when it can carry another request. Its
+   * inactivity timeout stays armed while idle: a 'timeout' without an owner is ignored, and the pool
+   * expires idle connections itself.
+   */
   detach(reusable: boolean): void {
     this.owner = undefined;
-    this.socket.setTimeout(0);
     if (reusable && !this.closed && this.parser.done && this.parser.keepAlive) {
       this.served++;
       this.pool.release(this);

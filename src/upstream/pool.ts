@@ -14,8 +14,11 @@ export interface PoolOptions {
 export class NodePool {
   readonly target: ConnectTarget;
   readonly options: PoolOptions;
+  /** Idle connections, oldest first; the most recently used one is reused first. */
   readonly #idle: UpstreamConnection[] = [];
   #open = 0;
+  /** One timer per pool closes connections idle for longer than idle_timeout (no timer per request). */
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(target: ConnectTarget, options: PoolOptions) {
     this.target = target;
@@ -30,12 +33,17 @@ export class NodePool {
     return this.#open;
   }
 
-  /** An idle connection (most recently used first) or a new one. */
-  acquire(): { conn: UpstreamConnection; reused: boolean } {
-    const idle = this.#idle.pop();
-    if (idle) return { conn: idle, reused: true };
-    this.#open++;
-    return { conn: new UpstreamConnection(this.target, this), reused: false };
+  /** An idle connection (most recently used first), or a new one; `conn.reused` tells which. */
+  acquire(): UpstreamConnection {
+    const now = performance.now();
+    for (let conn = this.#idle.pop(); conn; conn = this.#idle.pop()) {
+      if (now - conn.idleSince <= this.options.idleTimeoutMs) {
+        conn.reused = true;
+        return conn;
+      }
+      conn.destroy();
+    }
+    return this.connectNew();
   }
 
   /** A fresh connection even if idle ones exist (after a reused one failed). */
@@ -49,16 +57,27 @@ export class NodePool {
       conn.destroy();
       return;
     }
+    conn.idleSince = performance.now();
     this.#idle.push(conn);
-    conn.idleTimer = setTimeout(closeIdle, this.options.idleTimeoutMs, conn);
-    conn.idleTimer.unref();
+    if (!this.#sweeper) {
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(100, Math.min(this.options.idleTimeoutMs, 5000)));
+      this.#sweeper.unref();
+    }
+  }
+
+  /** Closes idle connections past idle_timeout (the oldest are at the front). */
+  #sweep(): void {
+    const limit = performance.now() - this.options.idleTimeoutMs;
+    let expired = 0;
+    while (expired < this.#idle.length && this.#idle[expired].idleSince < limit) expired++;
+    for (const conn of this.#idle.splice(0, expired)) conn.destroy();
+    if (this.#idle.length === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   forget(conn: UpstreamConnection): void {
-    if (conn.idleTimer) {
-      clearTimeout(conn.idleTimer);
-      conn.idleTimer = undefined;
-    }
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
     if (!conn.counted) return;
@@ -70,11 +89,6 @@ export class NodePool {
   closeIdle(): void {
     for (const conn of this.#idle.splice(0)) conn.destroy();
   }
-}
-
-function closeIdle(conn: UpstreamConnection): void {
-  conn.idleTimer = undefined;
-  conn.destroy();
 }
 
 const pools = new Map<string, NodePool>();
