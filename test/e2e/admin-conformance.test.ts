@@ -4,46 +4,20 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { ADMIN_KEY, adminCall, type AdminReply } from '../helpers/admin.ts';
 import { startAdminServer, type AdminServer } from '../../src/admin/index.ts';
 import { checkResource } from '../../src/snapshot/check.ts';
 import { EmbeddedStore } from '../../src/store/embedded.ts';
 import type { ResourceKind } from '../../src/model/index.ts';
 
-const KEY = 'edd1c9f034335f136f87ad84b625c8f1';
+const KEY = ADMIN_KEY;
 const UP = { nodes: { '127.0.0.1:8080': 1 }, type: 'roundrobin' };
 const ROUTE = { methods: ['GET'], upstream: UP, desc: 'new route', uri: '/index.html' };
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  json: any;
-}
+type Reply = AdminReply;
 
-function call(port: number, method: string, path: string, body?: unknown, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  const h: http.OutgoingHttpHeaders = { 'X-API-KEY': KEY, ...headers };
-  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-  if (payload !== undefined) h['Content-Length'] = Buffer.byteLength(payload);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: path.startsWith('/apisix') ? path : `/apisix/admin${path}`, headers: h, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-    });
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
+const call = (port: number, method: string, path: string, body?: unknown, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> =>
+  adminCall(port, method, path, typeof body === 'string' ? { raw: body, headers } : { body, headers });
 
 const served = new Set<string>(['routes', 'services', 'upstreams']);
 

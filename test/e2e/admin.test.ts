@@ -10,61 +10,21 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from '../../src/admin/index.ts';
+import { ADMIN_KEY, adminCall, type AdminCallOptions, type AdminReply } from '../helpers/admin.ts';
 import { checkResource } from '../../src/snapshot/check.ts';
 import { EmbeddedStore } from '../../src/store/embedded.ts';
 import { StoreUnavailableError, type ConfigStore, type PutOptions } from '../../src/store/types.ts';
 import type { ResourceKind } from '../../src/model/index.ts';
 
-const KEY = 'edd1c9f034335f136f87ad84b625c8f1';
+const KEY = ADMIN_KEY;
 const VIEWER_KEY = '4054f7cf07e344346cd3f287985e76a2';
 const ROUTE_BODY = { methods: ['GET'], uri: '/index.html', upstream: { type: 'roundrobin', nodes: { '127.0.0.1:8080': 1 } } };
 const UPSTREAM_BODY = { type: 'roundrobin', nodes: { '127.0.0.1:8080': 1 } };
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  json: any;
-}
-
-interface RequestOptions {
-  body?: unknown;
-  /** Raw body text, sent as is. */
-  raw?: string | Buffer;
-  headers?: http.OutgoingHttpHeaders;
-  /** Sends X-API-KEY with this key; null sends none. Default: the admin key. */
-  key?: string | null;
-}
+type Reply = AdminReply;
 
 /** One HTTP request to the Admin API on 127.0.0.1:port (path relative to /apisix/admin unless absolute). */
-function call(port: number, method: string, path: string, opts: RequestOptions = {}): Promise<Reply> {
-  const headers: http.OutgoingHttpHeaders = { ...opts.headers };
-  const key = opts.key === undefined ? KEY : opts.key;
-  if (key !== null) headers['X-API-KEY'] = key;
-  const payload = opts.raw !== undefined ? opts.raw : opts.body !== undefined ? JSON.stringify(opts.body) : undefined;
-  if (payload !== undefined) headers['Content-Length'] = Buffer.byteLength(payload);
-  const fullPath = path.startsWith('/apisix') || path.startsWith('http') || path === '/' ? path : `/apisix/admin${path}`;
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: fullPath, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
+const call = (port: number, method: string, path: string, opts: AdminCallOptions = {}): Promise<Reply> => adminCall(port, method, path, opts);
 
 const served = new Set<string>(['routes', 'services', 'upstreams']);
 

@@ -4,78 +4,12 @@
 // Cases already covered by routing.test.ts are not repeated here.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { rawExchange, parseRawResponses, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
+import { apply, applyText, assertNotFound, assertRoutedTo, send, upstreamOf, type SendOptions } from '../helpers/routing.ts';
 
-const NOT_FOUND_BODY = '{"error_msg":"404 Route Not Found"}\n';
-
-interface Hit {
-  status: number;
-  body: string;
-  headers: http.IncomingHttpHeaders;
-  port?: number;
-  url?: string;
-}
-
-type Opts = { method?: string; headers?: http.OutgoingHttpHeaders; body?: string };
-
-/** A request with the target sent as written (no URL parsing). */
-function send(gw: Gateway, path: string, options: Opts = {}): Promise<Hit> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: gw.port, path, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString();
-        const hit: Hit = { status: res.statusCode!, body, headers: res.headers };
-        try {
-          const echo = JSON.parse(body) as { port?: number; url?: string };
-          hit.port = echo.port;
-          hit.url = echo.url;
-        } catch {
-          // the gateway's own answer
-        }
-        resolve(hit);
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
-const upstreamOf = (up: Upstream) => ({ type: 'roundrobin', nodes: { [up.node]: 1 } });
-
-let generation = 0;
-
-/** Writes apisix.yaml plus a marker route and waits until that version is live. */
-async function apply(gw: Gateway, marker: Upstream, content: { routes?: unknown[]; services?: unknown[]; upstreams?: unknown[] }): Promise<void> {
-  const n = ++generation;
-  const routes = [...(content.routes ?? []), { id: `__marker_${n}`, uri: `/__marker/${n}`, upstream: upstreamOf(marker) }];
-  gw.writeRoutes({ ...content, routes });
-  await waitFor(async () => (await send(gw, `/__marker/${n}`)).status === 200, 5_000, `apisix.yaml version ${n} to load`);
-}
-
-/** Same, with the file written as YAML text (for YAML forms an object cannot express). */
-async function applyText(gw: Gateway, marker: Upstream, yaml: string): Promise<void> {
-  const n = ++generation;
-  gw.writeRoutes(`${yaml.trimEnd()}\n  - id: __marker_${n}\n    uri: /__marker/${n}\n    upstream:\n      nodes:\n        "${marker.node}": 1\n#END\n`);
-  await waitFor(async () => (await send(gw, `/__marker/${n}`)).status === 200, 5_000, `apisix.yaml version ${n} to load`);
-}
-
-async function notFound(gw: Gateway, path: string, options: Opts = {}): Promise<void> {
-  const hit = await send(gw, path, options);
-  assert.equal(hit.status, 404, `${options.method ?? 'GET'} ${path} ${JSON.stringify(options.headers ?? {})}: expected 404, got ${hit.status} ${hit.body}`);
-  assert.equal(hit.body, NOT_FOUND_BODY);
-}
-
-async function routedTo(gw: Gateway, path: string, up: Upstream, options: Opts = {}): Promise<Hit> {
-  const hit = await send(gw, path, options);
-  assert.equal(hit.status, 200, `${options.method ?? 'GET'} ${path} ${JSON.stringify(options.headers ?? {})}: expected 200, got ${hit.status} ${hit.body}`);
-  assert.equal(hit.port, up.port, `${options.method ?? 'GET'} ${path}: wrong upstream`);
-  return hit;
-}
+type Opts = SendOptions;
+const notFound = assertNotFound;
+const routedTo = assertRoutedTo;
 
 describe('conformance: radixtree_host_uri (default router)', () => {
   let gw: Gateway;

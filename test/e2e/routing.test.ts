@@ -2,81 +2,9 @@
 // Contract: Apache APISIX's router (lua-resty-radixtree + lua-resty-expr) fed by the standalone apisix.yaml.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import { startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
+import { startGateway, startUpstream, type Gateway, type Upstream } from '../helpers/gateway.ts';
+import { apply, assertNotFound, assertRoutedTo, NOT_FOUND_BODY, send, upstreamOf } from '../helpers/routing.ts';
 
-const NOT_FOUND_BODY = '{"error_msg":"404 Route Not Found"}\n';
-
-interface Hit {
-  status: number;
-  body: string;
-  headers: http.IncomingHttpHeaders;
-  /** Port of the upstream that answered (from the echo body), or undefined when the gateway answered itself. */
-  port?: number;
-  /** The request target the upstream received. */
-  url?: string;
-}
-
-/** GET (or another method) with a raw request target: no URL parsing, so `%xx` and `..` reach the gateway as written. */
-function send(gw: Gateway, path: string, options: { method?: string; headers?: http.OutgoingHttpHeaders } = {}): Promise<Hit> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: gw.port, path, method: options.method ?? 'GET', headers: options.headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString();
-          const hit: Hit = { status: res.statusCode!, body, headers: res.headers };
-          if (res.statusCode === 200) {
-            try {
-              const echo = JSON.parse(body) as { port?: number; url?: string };
-              hit.port = echo.port;
-              hit.url = echo.url;
-            } catch {
-              // not an echo
-            }
-          }
-          resolve(hit);
-        });
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function upstreamOf(up: Upstream): Record<string, unknown> {
-  return { type: 'roundrobin', nodes: { [up.node]: 1 } };
-}
-
-let generation = 0;
-
-/**
- * Writes apisix.yaml with an extra marker route `/__marker/<n>` (host-less, exact) and waits until the gateway
- * serves it, i.e. until this version of the file is live.
- */
-async function apply(gw: Gateway, marker: Upstream, content: { routes?: unknown[]; services?: unknown[]; upstreams?: unknown[] }): Promise<void> {
-  const n = ++generation;
-  const routes = [...(content.routes ?? []), { id: `__marker_${n}`, uri: `/__marker/${n}`, upstream: upstreamOf(marker) }];
-  gw.writeRoutes({ ...content, routes });
-  await waitFor(async () => (await send(gw, `/__marker/${n}`)).status === 200, 5_000, `apisix.yaml version ${n} to load`);
-}
-
-async function assertNotFound(gw: Gateway, path: string, options: { method?: string; headers?: http.OutgoingHttpHeaders } = {}): Promise<void> {
-  const hit = await send(gw, path, options);
-  assert.equal(hit.status, 404, `${options.method ?? 'GET'} ${path} ${JSON.stringify(options.headers ?? {})} should be 404, got ${hit.status} ${hit.body}`);
-  assert.equal(hit.body, NOT_FOUND_BODY);
-}
-
-async function assertRoutedTo(gw: Gateway, path: string, up: Upstream, options: { method?: string; headers?: http.OutgoingHttpHeaders } = {}): Promise<Hit> {
-  const hit = await send(gw, path, options);
-  assert.equal(hit.status, 200, `${options.method ?? 'GET'} ${path} ${JSON.stringify(options.headers ?? {})} should be 200, got ${hit.status} ${hit.body}`);
-  assert.equal(hit.port, up.port, `${options.method ?? 'GET'} ${path} went to the wrong upstream`);
-  return hit;
-}
 
 describe('routing: default mode (radixtree_host_uri)', () => {
   let gw: Gateway;
