@@ -4,11 +4,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { ADMIN_KEY, adminCall, type AdminReply } from '../helpers/admin.ts';
-import { startAdminServer, type AdminServer } from '../../src/admin/index.ts';
-import { checkResource } from '../../src/snapshot/check.ts';
+import { ADMIN_KEY, adminCall, startTestAdmin, type AdminReply } from '../helpers/admin.ts';
+import type { AdminServer } from '../../src/admin/index.ts';
 import { EmbeddedStore } from '../../src/store/embedded.ts';
-import type { ResourceKind } from '../../src/model/index.ts';
 
 const KEY = ADMIN_KEY;
 const UP = { nodes: { '127.0.0.1:8080': 1 }, type: 'roundrobin' };
@@ -19,8 +17,6 @@ type Reply = AdminReply;
 const call = (port: number, method: string, path: string, body?: unknown, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> =>
   adminCall(port, method, path, typeof body === 'string' ? { raw: body, headers } : { body, headers });
 
-const served = new Set<string>(['routes', 'services', 'upstreams']);
-
 describe('admin API conformance (apache/apisix t/admin)', () => {
   let server: AdminServer;
   let store: EmbeddedStore;
@@ -29,23 +25,7 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
 
   before(async () => {
     store = new EmbeddedStore({ path: ':memory:' });
-    server = await startAdminServer({
-      ip: '127.0.0.1',
-      port: 0,
-      store,
-      prefix: '/apisix',
-      admin: {
-        admin_key: [{ name: 'admin', key: KEY, role: 'admin' }],
-        admin_listen: { ip: '127.0.0.1', port: 0 },
-        allow_admin: ['127.0.0.0/24'],
-        enable_admin_cors: true,
-        admin_api_version: 'v3',
-      },
-      pluginNames: () => [],
-      log: () => {},
-      check: (kind, _id, value) => (served.has(kind) ? checkResource(kind as ResourceKind, value) : undefined),
-      streamEnabled: true,
-    });
+    server = await startTestAdmin(store);
     api = (method, path, body, headers) => call(server.port, method, path, body, headers);
   });
   after(async () => {

@@ -7,11 +7,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { ADMIN_KEY, adminCall, type AdminReply } from '../helpers/admin.ts';
-import { startAdminServer, type AdminServer } from '../../src/admin/index.ts';
-import { checkResource } from '../../src/snapshot/check.ts';
+import { ADMIN_KEY, adminCall, startTestAdmin, type AdminReply } from '../helpers/admin.ts';
+import type { AdminServer } from '../../src/admin/index.ts';
 import { EmbeddedStore } from '../../src/store/embedded.ts';
-import type { ResourceKind } from '../../src/model/index.ts';
 
 const KEY = ADMIN_KEY;
 const UP = { nodes: { '127.0.0.1:8080': 1 }, type: 'roundrobin' };
@@ -26,26 +24,8 @@ type Reply = AdminReply;
 
 const call = (port: number, method: string, path: string, body?: unknown): Promise<Reply> => adminCall(port, method, path, typeof body === 'string' ? { raw: body } : { body });
 
-const served = new Set<string>(['routes', 'services', 'upstreams']);
-
-async function start(store: EmbeddedStore, streamEnabled: boolean): Promise<AdminServer> {
-  return startAdminServer({
-    ip: '127.0.0.1',
-    port: 0,
-    store,
-    prefix: '/apisix',
-    admin: {
-      admin_key: [{ name: 'admin', key: KEY, role: 'admin' }],
-      admin_listen: { ip: '127.0.0.1', port: 0 },
-      allow_admin: ['127.0.0.0/24'],
-      enable_admin_cors: true,
-      admin_api_version: 'v3',
-    },
-    pluginNames: () => [],
-    log: () => {},
-    check: (kind, _id, value) => (served.has(kind) ? checkResource(kind as ResourceKind, value) : undefined),
-    streamEnabled,
-  });
+function start(store: EmbeddedStore, streamEnabled: boolean): Promise<AdminServer> {
+  return startTestAdmin(store, { streamEnabled });
 }
 
 const invalid = (msg: string) => ({ error_msg: `invalid configuration: ${msg}` });

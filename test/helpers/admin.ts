@@ -1,5 +1,9 @@
 // An Admin API client for tests: one request, the whole answer (status, headers, text and parsed JSON).
 import http from 'node:http';
+import { startAdminServer, type AdminServer } from '../../src/admin/index.ts';
+import { RESOURCE_KINDS, type ResourceKind } from '../../src/model/index.ts';
+import { checkResource } from '../../src/snapshot/check.ts';
+import type { ConfigStore } from '../../src/store/types.ts';
 
 export const ADMIN_KEY = 'edd1c9f034335f136f87ad84b625c8f1';
 
@@ -48,5 +52,30 @@ export function adminCall(port: number, method: string, path: string, options: A
     });
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+/**
+ * An in-process Admin API on 127.0.0.1 (port 0) over `store`, configured as a default node: the admin
+ * key, loopback allow-list, CORS, and the data-plane checks for the kinds the proxy serves.
+ */
+export function startTestAdmin(store: ConfigStore, options: { streamEnabled?: boolean } = {}): Promise<AdminServer> {
+  const served = new Set<string>(RESOURCE_KINDS);
+  return startAdminServer({
+    ip: '127.0.0.1',
+    port: 0,
+    store,
+    prefix: '/apisix',
+    admin: {
+      admin_key: [{ name: 'admin', key: ADMIN_KEY, role: 'admin' }],
+      admin_listen: { ip: '127.0.0.1', port: 0 },
+      allow_admin: ['127.0.0.0/24'],
+      enable_admin_cors: true,
+      admin_api_version: 'v3',
+    },
+    pluginNames: () => [],
+    log: () => {},
+    check: (kind, _id, value) => (served.has(kind) ? checkResource(kind as ResourceKind, value) : undefined),
+    streamEnabled: options.streamEnabled ?? true,
   });
 }
