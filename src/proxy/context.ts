@@ -2,6 +2,7 @@
 // expressions, balancers and (later) plugins read through `get(name)`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { VarLookup, VarValue } from '../expr/vars.ts';
+import type { MatchInput } from '../snapshot/index.ts';
 import { realClientAddr, type RealIpSettings } from './real-ip.ts';
 import { parseCookies, parseQuery } from './uri.ts';
 
@@ -10,7 +11,8 @@ export interface ListenerInfo {
   port: number;
 }
 
-export class RequestContext implements VarLookup {
+/** Also the router's input: routing reads the same facts, so a request allocates no separate match object. */
+export class RequestContext implements VarLookup, MatchInput {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly method: string;
@@ -63,8 +65,23 @@ export class RequestContext implements VarLookup {
     this.startTime = performance.now();
   }
 
-  /** Balancers read variables through `vars` (the context itself). */
+  /** Balancers and the router read variables through `vars` (the context itself). */
   get vars(): VarLookup {
+    return this;
+  }
+
+  /** MatchInput: the normalised path. */
+  get path(): string {
+    return this.uri;
+  }
+
+  /** MatchInput: the Host header as sent. */
+  get hostWithPort(): string {
+    return this.hostHeader;
+  }
+
+  /** MatchInput: the router hands pattern captures to the context before `vars` run. */
+  get paramsSink(): this {
     return this;
   }
 

@@ -51,7 +51,7 @@ export class RequestHandler {
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
-    const matched = this.snapshot.match({ path: uri, host: ctx.host, hostWithPort: ctx.hostHeader, method: ctx.method, remoteAddr: ctx.remoteAddr, vars: ctx, paramsSink: ctx });
+    const matched = this.snapshot.match(ctx);
     if (!matched) {
       sendStatus(res, 404, ROUTE_NOT_FOUND, undefined, this.options.serverHeader);
       return;

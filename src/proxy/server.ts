@@ -69,13 +69,8 @@ export class ProxyServer {
     });
     server.on('clientError', onClientError);
     server.on('connection', (socket: Socket) => {
-      // A fresh connection counts as active until it has been quiet for a while: its request may be in flight.
-      lastResponseAt.set(socket, performance.now());
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
-    });
-    server.on('request', (_req, res: http.ServerResponse) => {
-      res.once('finish', () => lastResponseAt.set(res.socket ?? _req.socket, performance.now()));
     });
     return server;
   }
@@ -94,13 +89,21 @@ export class ProxyServer {
     this.#draining = true;
     // net.Server's close, not http.Server's: the latter also drops idle keep-alive connections at once.
     for (const s of this.#servers) net.Server.prototype.close.call(s);
+    // A connection is quiet when its byte counters stopped moving; the bookkeeping lives here, in the
+    // drain, so serving a request costs nothing extra.
+    const seen = new Map<Socket, { bytes: number; since: number }>();
     const deadline = performance.now() + graceMs;
     while (this.#sockets.size > 0 && performance.now() < deadline) {
       const now = performance.now();
       for (const socket of this.#sockets) {
+        const bytes = socket.bytesRead + socket.bytesWritten;
+        const last = seen.get(socket);
+        if (!last || last.bytes !== bytes) {
+          seen.set(socket, { bytes, since: now });
+          continue;
+        }
         const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
-        const quietSince = lastResponseAt.get(socket) ?? 0;
-        if (!busy && now - quietSince > IDLE_BEFORE_CLOSE_MS) socket.end();
+        if (!busy && now - last.since > IDLE_BEFORE_CLOSE_MS) socket.end();
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -109,8 +112,6 @@ export class ProxyServer {
   }
 }
 
-/** When a connection opened or its last response finished (drain bookkeeping). */
-const lastResponseAt = new WeakMap<Socket, number>();
 /** An idle kept-alive connection closes during a drain once quiet this long. */
 const IDLE_BEFORE_CLOSE_MS = 300;
 

@@ -9,6 +9,7 @@ import type { CompiledRoute, CompiledService, CompiledUpstream, UpstreamResoluti
 import { compileUpstream, DEFAULT_POOL, timeoutsMs, type PoolDefaults } from './upstream.ts';
 
 export type { ChangeEvent } from '../model/index.ts';
+export type { MatchInput } from '../router/index.ts';
 export type { CompiledRoute, CompiledService, CompiledUpstream, TimeoutsMs } from './types.ts';
 
 
