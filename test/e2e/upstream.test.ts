@@ -11,6 +11,7 @@ import {
   parseRawResponses,
   rawExchange,
   request,
+  serverTracker,
   sleep,
   startGateway,
   startRawUpstream,
@@ -237,11 +238,8 @@ describe('upstream nodes and load balancing', () => {
 describe('retries, timeouts and non-idempotent requests', () => {
   let gw: Gateway;
   let probe: Upstream;
-  const closers: Array<{ close(): Promise<void> }> = [];
-  const keep = <T extends { close(): Promise<void> }>(x: T): T => {
-    closers.push(x);
-    return x;
-  };
+  const servers = serverTracker();
+  const keep = servers.keep;
 
   before(async () => {
     probe = await startUpstream();
@@ -250,7 +248,7 @@ describe('retries, timeouts and non-idempotent requests', () => {
   after(async () => {
     await gw?.stop();
     await probe?.close();
-    for (const c of closers) await c.close();
+    await servers.closeAll();
   });
 
   it('retries a dead node on the live one (retries unset → #nodes - 1)', async () => {
@@ -524,11 +522,8 @@ describe('proxy headers (X-Real-IP, X-Forwarded-*)', () => {
 describe('hop-by-hop headers, Server, X-APISIX-Upstream-Status, keep-alive, response and body forms', () => {
   let gw: Gateway;
   let probe: Upstream;
-  const closers: Array<{ close(): Promise<void> }> = [];
-  const keep = <T extends { close(): Promise<void> }>(x: T): T => {
-    closers.push(x);
-    return x;
-  };
+  const servers = serverTracker();
+  const keep = servers.keep;
 
   before(async () => {
     probe = await startUpstream();
@@ -537,7 +532,7 @@ describe('hop-by-hop headers, Server, X-APISIX-Upstream-Status, keep-alive, resp
   after(async () => {
     await gw?.stop();
     await probe?.close();
-    for (const c of closers) await c.close();
+    await servers.closeAll();
   });
 
   it('removes hop-by-hop request headers (incl. Connection-listed ones) and keeps the rest with their case', async () => {

@@ -438,3 +438,17 @@ export function processRssKb(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/** Servers a describe block starts on the way: `keep(x)` returns x and remembers it; `closeAll()` closes them. */
+export function serverTracker() {
+  const open: Array<{ close(): Promise<void> }> = [];
+  return {
+    keep<T extends { close(): Promise<void> }>(server: T): T {
+      open.push(server);
+      return server;
+    },
+    async closeAll(): Promise<void> {
+      for (const s of open.splice(0)) await s.close();
+    },
+  };
+}
