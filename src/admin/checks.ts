@@ -8,9 +8,17 @@ import { deepCopy, isObject } from './patch.ts';
 
 type Obj = Record<string, unknown>;
 
+/** What the Admin API needs of the node's plugins to check confs. */
+export interface PluginChecks {
+  /** Validates a conf; the result's `conf` has the schema's defaults filled in (it is what gets stored). */
+  check(name: string, conf: unknown, kind: 'route' | 'consumer' | 'metadata'): { ok: true; conf: unknown } | { ok: false; error: string } | undefined;
+  isAuth(name: string): boolean;
+}
+
 export interface CheckEnv {
   access: StoreAccess;
   pluginNames: () => string[];
+  plugins?: PluginChecks;
   check?: (kind: string, id: string | undefined, value: unknown) => string | undefined;
   /** Declarative validation (`/configs/validate`) runs without reference lookups. */
   skipReferences?: boolean;
@@ -42,6 +50,14 @@ export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | unde
   const schemaError = validateWithModel(res, id, deepCopy(conf), parent);
   if (schemaError) return schemaError;
 
+  if (res === 'plugin_metadata' && env.plugins && id) {
+    // apisix/admin/plugin_metadata.lua: the plugin's metadata_schema, defaults stored.
+    const { id: _id, ...body } = conf;
+    const checked = env.plugins.check(id, body, 'metadata');
+    if (checked && !checked.ok) return `invalid configuration: ${checked.error}`;
+    if (checked?.ok) Object.assign(conf, checked.conf as Obj);
+  }
+
   if (res === 'consumers' && id !== undefined && id !== conf.username) return 'wrong username';
 
   if (!env.skipReferences) {
@@ -55,8 +71,17 @@ export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | unde
     for (const [name, pluginConf] of Object.entries(conf.plugins)) {
       // apisix/plugin.lua `check_schema`: the conf type is checked before the plugin is looked up.
       if (!isObject(pluginConf)) return wrap(`invalid plugin conf ${JSON.stringify(pluginConf)} for plugin [${name}]`);
-      if (enabled.has(name)) continue;
-      return wrap(`unknown plugin [${name}]`);
+      if (!enabled.has(name)) return wrap(`unknown plugin [${name}]`);
+      if (!env.plugins) continue;
+      if (res === 'credentials' && !env.plugins.isAuth(name)) return 'only supports auth type plugins in consumer credential';
+      const checked = env.plugins.check(name, pluginConf, res === 'consumers' || res === 'credentials' ? 'consumer' : 'route');
+      if (!checked) continue;
+      if (checked.ok) {
+        // APISIX stores the conf as its schema check left it, defaults included.
+        conf.plugins[name] = checked.conf;
+      } else if ((pluginConf._meta as Obj | undefined)?.disable !== true) {
+        return wrap(`failed to check the configuration of plugin ${name} err: ${checked.error}`);
+      }
     }
     if (res === 'global_rules' && !env.skipReferences) {
       const err = await checkGlobalRulePlugins(env.access, id, conf.plugins);

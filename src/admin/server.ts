@@ -8,6 +8,7 @@ import { checkToken, clientAddress, compileAllowList, prepareAuth, unauthorized,
 import { decodeJson, readBody } from './body.ts';
 import { Envelopes } from './envelopes.ts';
 import { AdminError, errorReply, type AdminReply } from './errors.ts';
+import type { PluginChecks } from './checks.ts';
 import { KIND_BY_RES, type Method } from './kinds.ts';
 import { numeric } from './paging.ts';
 import { handleResource, type ResourceEnv, type ResourceRequest } from './resources.ts';
@@ -32,6 +33,8 @@ export interface AdminServerOptions {
   streamEnabled?: boolean;
   /** Plugin JSON schemas for `/plugins/{name}`, once a plugin runtime provides them. */
   pluginSchema?: PluginSchemaLookup;
+  /** Plugin conf checks (schemas, defaults); without them only names are checked. */
+  plugins?: PluginChecks;
   /** Called on `PUT /plugins/reload`. */
   onPluginsReload?: () => void;
   /**
@@ -63,6 +66,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     access,
     envelopes,
     pluginNames: options.pluginNames,
+    plugins: options.plugins,
     check: options.check,
     log: options.log,
   };

@@ -1,14 +1,13 @@
 // Starting the Admin API for roles that serve it, with APISIX's start-up rules for its token.
 import { startAdminServer, type AdminServer } from '../admin/index.ts';
 import type { NodeConfig } from '../conf/index.ts';
-import { RESOURCE_KINDS } from '../model/index.ts';
+import { isServedKind } from '../model/index.ts';
 import { checkResource } from '../snapshot/check.ts';
 import type { ConfigStore } from '../store/types.ts';
 import { SERVER_TOKEN } from '../proxy/responses.ts';
 import { log } from '../util/log.ts';
+import type { PluginHost } from './plugins.ts';
 import { VERSION } from '../util/version.ts';
-
-const SERVED = new Set<string>(RESOURCE_KINDS);
 
 export class AdminTokenError extends Error {}
 
@@ -25,7 +24,7 @@ export function checkAdminToken(config: NodeConfig): void {
   if (!defaultAllow && !hasKey) throw new AdminTokenError('ERROR: missing valid Admin API token.');
 }
 
-export async function startAdmin(config: NodeConfig, store: ConfigStore, prefix: string): Promise<AdminServer> {
+export async function startAdmin(config: NodeConfig, store: ConfigStore, prefix: string, plugins: PluginHost): Promise<AdminServer> {
   checkAdminToken(config);
   const admin = config.deployment.admin!;
   const server = await startAdminServer({
@@ -34,12 +33,22 @@ export async function startAdmin(config: NodeConfig, store: ConfigStore, prefix:
     store,
     prefix,
     admin,
-    pluginNames: () => [],
+    pluginNames: () => plugins.catalog.names(),
+    pluginSchema: (name, type) => {
+      const def = plugins.catalog.get(name);
+      if (!def) return undefined;
+      return type === 'consumer' ? (def.def.consumerSchema ?? def.schema) : type === 'metadata' ? def.def.metadataSchema : def.schema;
+    },
+    plugins: {
+      check: (name, conf, kind) => plugins.catalog.get(name)?.check(conf, kind),
+      isAuth: (name) => plugins.catalog.get(name)?.def.type === 'auth',
+    },
+    onPluginsReload: () => void plugins.reload(),
     log,
     streamEnabled: config.apisix.proxy_mode !== 'http',
     serverHeader: config.apisix.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,
     // The data plane's own checks, so the Admin API accepts exactly what workers can serve.
-    check: (kind, _id, value) => (SERVED.has(kind) ? checkResource(kind as (typeof RESOURCE_KINDS)[number], value) : undefined),
+    check: (kind, id, value) => (isServedKind(kind) ? checkResource(kind, value, { catalog: plugins.catalog, id }) : undefined),
   });
   if (admin.admin_key_required === false) log('warn', 'Admin API token check is disabled (deployment.admin.admin_key_required: false)');
   if (server.apiKey) {

@@ -1,6 +1,8 @@
 // The config flow of a node: a source (the declarative file, or a store's list + watch) feeds
 // validated resources in; workers get only the changes. A bad file or item never removes good config.
-import type { ChangeEvent } from '../model/index.ts';
+import type { ChangeEvent, ServedKind } from '../model/index.ts';
+import { PluginCatalog } from '../plugins/registry.ts';
+import { checkResource } from '../snapshot/check.ts';
 import { diffResourceSets, emptyResourceSet, resourceSetEvents, type ResourceSet } from '../store/resource-set.ts';
 import { log } from '../util/log.ts';
 
@@ -11,6 +13,8 @@ export abstract class ConfigPipeline {
   /** Called with each batch of changes and the config version that includes them. */
   onChange: ((events: ChangeEvent[], version: number) => void) | undefined;
   readonly #reported = new Set<string>();
+  /** The enabled plugins that resources are checked against (replaced on a plugin reload). */
+  catalog = new PluginCatalog(new Map(), []);
 
   get version(): number {
     return this.#version;
@@ -53,6 +57,11 @@ export abstract class ConfigPipeline {
     if (this.#reported.has(message)) return;
     this.#reported.add(message);
     log(level, message);
+  }
+
+  /** The data-plane check of one resource, with this node's plugins. */
+  protected check(kind: ServedKind, value: unknown, id: string): string | undefined {
+    return checkResource(kind, value, { catalog: this.catalog, onIgnoredPlugin: this.ignorePlugin, id });
   }
 
   /** A plugin name the data plane does not know: skipped, as APISIX skips plugins that are not enabled. */

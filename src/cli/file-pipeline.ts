@@ -1,6 +1,4 @@
 // Config from the standalone declarative file (data plane with config_provider yaml/json).
-import type { ResourceKind } from '../model/index.ts';
-import { checkResource } from '../snapshot/check.ts';
 import { fileExists, readStandaloneFile, watchStandaloneFile, type StandaloneFormat } from '../store/standalone.ts';
 import { log } from '../util/log.ts';
 import { ConfigPipeline } from './config-pipeline.ts';
@@ -23,8 +21,7 @@ export class FileConfigPipeline extends ConfigPipeline {
       this.reportOnce('error', `declarative file ${this.path} not found; serving ${this.#loadedOnce ? 'the last good config' : 'no routes'} until it appears`);
       return false;
     }
-    const check = (kind: ResourceKind, value: unknown) => checkResource(kind, value, { onIgnoredPlugin: this.ignorePlugin });
-    const result = readStandaloneFile(this.path, this.format, check, this.current);
+    const result = readStandaloneFile(this.path, this.format, (kind, value, id) => this.check(kind, value, id), this.current);
     for (const warning of result.warnings) this.reportOnce('warn', warning);
     for (const problem of result.problems) log('error', problem);
     if (!result.set) {

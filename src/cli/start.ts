@@ -15,6 +15,7 @@ import { deploymentPlan, type DeploymentPlan } from './provider.ts';
 import { StoreConfigPipeline } from './store-pipeline.ts';
 import { openStore, storePrefix } from './stores.ts';
 import { checkAdminToken, startAdmin } from './admin.ts';
+import { PluginHost } from './plugins.ts';
 import type { AdminServer } from '../admin/index.ts';
 
 export async function start(configPath: string | undefined): Promise<void> {
@@ -23,11 +24,13 @@ export async function start(configPath: string | undefined): Promise<void> {
   setLogLevel(config.nginx_config.error_log_level);
   const plan = deploymentPlan(config, loaded.dir);
   if (plan.admin) checkAdminToken(config);
+  const plugins = await PluginHost.start(config, loaded.path, loaded.dir);
 
   let store: ConfigStore | undefined;
   let pipeline: ConfigPipeline | undefined;
   if (plan.source.kind === 'file') {
     const file = new FileConfigPipeline(plan.source.path, plan.source.format);
+    file.catalog = plugins.catalog;
     file.reload();
     pipeline = file;
   } else {
@@ -35,6 +38,7 @@ export async function start(configPath: string | undefined): Promise<void> {
     if (plan.proxy) {
       const graceMs = (config.deployment.etcd?.timeout ?? 30) * 1000;
       const fromStore = new StoreConfigPipeline(store, storePrefix(plan.source, config), plan.source.kind === 'etcd' ? graceMs : 0);
+      fromStore.catalog = plugins.catalog;
       await loadWithRetries(fromStore, config, plan);
       pipeline = fromStore;
     }
@@ -53,15 +57,22 @@ export async function start(configPath: string | undefined): Promise<void> {
     }
     if (count > 1) hintMigrateReq();
     const source = pipeline;
-    supervisor = new WorkerSupervisor({ count, config, listeners, reusePort, currentState: () => source.state() });
+    supervisor = new WorkerSupervisor({ count, config, listeners, reusePort, currentState: () => source.state(), plugins: plugins.enabled, pluginDir: plugins.userDir });
     source.onChange = (events, version) => supervisor!.broadcast(events, version);
     await supervisor.start();
     if (source instanceof FileConfigPipeline) source.watch();
     where = `${supervisor.workerCount} worker(s) listening on ${listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ')}`;
   }
 
+  plugins.onReload = (enabled) => {
+    if (pipeline) pipeline.catalog = plugins.catalog;
+    supervisor?.reloadPlugins(enabled, plugins.userDir);
+    // Items the old plugin set refused may pass now (and the other way round).
+    if (pipeline instanceof FileConfigPipeline) pipeline.reload();
+  };
+
   let adminServer: AdminServer | undefined;
-  if (plan.admin && store) adminServer = await startAdmin(config, store, storePrefix(plan.source, config));
+  if (plan.admin && store) adminServer = await startAdmin(config, store, storePrefix(plan.source, config), plugins);
 
   let statusServer: Server | undefined;
   if (config.apisix.status) {

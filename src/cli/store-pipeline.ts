@@ -2,14 +2,11 @@
 // the next revision. A compaction, an etcd restart or a reconnect re-lists and applies only the
 // difference, so no event is lost or applied twice. While the store is unreachable the workers
 // keep serving what they have.
-import { kindOfKey, RESOURCE_KINDS, type ChangeEvent, type ResourceKind } from '../model/index.ts';
-import { checkResource } from '../snapshot/check.ts';
+import { isServedKind, kindOfKey, type ChangeEvent, type ServedKind } from '../model/index.ts';
 import { emptyResourceSet } from '../store/resource-set.ts';
 import type { ConfigStore, StoreEvent } from '../store/types.ts';
 import { log } from '../util/log.ts';
 import { ConfigPipeline } from './config-pipeline.ts';
-
-const SERVED = new Set<string>(RESOURCE_KINDS);
 
 export class StoreConfigPipeline extends ConfigPipeline {
   readonly store: ConfigStore;
@@ -113,8 +110,8 @@ export class StoreConfigPipeline extends ConfigPipeline {
   }
 
   /** A resource as served, or undefined when invalid (logged; the last good version stays). */
-  #validated(kind: ResourceKind, id: string, value: unknown): object | undefined {
-    const err = checkResource(kind, value, { onIgnoredPlugin: this.ignorePlugin });
+  #validated(kind: ServedKind, id: string, value: unknown): object | undefined {
+    const err = this.check(kind, value, id);
     if (!err) return value as object;
     const kept = this.current[kind].has(id);
     log('error', `${this.store.name}: ${this.prefix}/${kind}/${id}: ${err}; ${kept ? 'keeping its last good version' : 'skipped'}`);
@@ -122,9 +119,9 @@ export class StoreConfigPipeline extends ConfigPipeline {
   }
 
   /** `/apisix/routes/1` → routes, "1"; keys of kinds the data plane does not serve → undefined. */
-  #parseKey(key: string): { kind: ResourceKind; id: string } | undefined {
+  #parseKey(key: string): { kind: ServedKind; id: string } | undefined {
     const ref = kindOfKey(key, this.prefix);
-    return ref && SERVED.has(ref.kind) ? { kind: ref.kind as ResourceKind, id: ref.id } : undefined;
+    return ref && isServedKind(ref.kind) ? { kind: ref.kind, id: ref.id } : undefined;
   }
 
   notReadyReason(): string | undefined {

@@ -4,7 +4,7 @@
 //   - apisix.status is present, so the Status API is on by default (APISIX: off until the block exists);
 //   - apisix.control, lru.secret.neg_*, etcd.resync_delay / health_check_timeout and a few switches are written out
 //     with the values APISIX applies in code when they are unset;
-//   - plugins / stream_plugins are empty here: the default plugin sets come with the plugin runtime.
+//   - apisix.extra_plugin_dir (Causeway's user plugin directory) is empty.
 import { deepFreeze } from './object.ts';
 import type { DeepReadonly, NodeConfig } from './types.ts';
 
@@ -20,6 +20,31 @@ const HTTP_ACCESS_LOG_FORMAT =
   '"$http_referer" "$http_user_agent" $upstream_addr $upstream_status $upstream_response_time ' +
   '"$upstream_scheme://$upstream_host$upstream_uri" "$apisix_request_id"';
 
+/**
+ * APISIX's default `plugins` list (apisix/cli/config.lua), highest priority first. Names this
+ * version does not implement are skipped at start with an info line.
+ */
+export const DEFAULT_PLUGINS: readonly string[] = [
+  'real-ip', 'ai', 'client-control', 'proxy-buffering', 'proxy-control', 'request-id', 'zipkin',
+  'ext-plugin-pre-req', 'fault-injection', 'mocking', 'serverless-pre-function', 'cors', 'ip-restriction',
+  'ua-restriction', 'referer-restriction', 'csrf', 'uri-blocker', 'request-validation', 'chaitin-waf',
+  'multi-auth', 'openid-connect', 'saml-auth', 'cas-auth', 'authz-casbin', 'authz-casdoor', 'wolf-rbac',
+  'ldap-auth-advanced', 'ldap-auth', 'hmac-auth', 'basic-auth', 'jwt-auth', 'jwe-decrypt', 'key-auth',
+  'dingtalk-auth', 'feishu-auth', 'acl', 'consumer-restriction', 'attach-consumer-label', 'forward-auth',
+  'opa', 'authz-keycloak', 'data-mask', 'proxy-cache', 'body-transformer', 'ai-request-rewrite',
+  'ai-prompt-guard', 'ai-prompt-template', 'ai-prompt-decorator', 'ai-rag', 'ai-proxy-multi', 'ai-proxy',
+  'ai-cache', 'ai-aws-content-moderation', 'ai-rate-limiting', 'ai-aliyun-content-moderation',
+  'ai-lakera-guard', 'proxy-mirror', 'graphql-proxy-cache', 'proxy-rewrite', 'workflow', 'api-breaker',
+  'graphql-limit-count', 'limit-conn', 'limit-count', 'limit-req', 'gzip', 'traffic-label', 'traffic-split',
+  'redirect', 'response-rewrite', 'oas-validator', 'mcp-bridge', 'degraphql', 'kafka-proxy', 'grpc-transcode',
+  'grpc-web', 'http-dubbo', 'public-api', 'prometheus', 'datadog', 'lago', 'loki-logger',
+  'elasticsearch-logger', 'echo', 'loggly', 'http-logger', 'splunk-hec-logging', 'skywalking-logger',
+  'google-cloud-logging', 'sls-logger', 'tcp-logger', 'kafka-logger', 'rocketmq-logger', 'syslog',
+  'udp-logger', 'file-logger', 'clickhouse-logger', 'tencent-cloud-cls', 'inspect', 'example-plugin',
+  'aws-lambda', 'azure-functions', 'openwhisk', 'openfunction', 'serverless-post-function',
+  'ext-plugin-post-req', 'ext-plugin-post-resp',
+];
+
 /** The defaults tree (deeply frozen). */
 export const DEFAULT_CONFIG: DeepReadonly<NodeConfig> = deepFreeze<NodeConfig>({
   apisix: {
@@ -32,6 +57,7 @@ export const DEFAULT_CONFIG: DeepReadonly<NodeConfig> = deepFreeze<NodeConfig>({
     enable_http2: true,
     enable_server_tokens: true,
     extra_lua_path: '',
+    extra_plugin_dir: '',
     extra_lua_cpath: '',
     proxy_cache: {
       cache_ttl: '10s',
@@ -158,7 +184,7 @@ export const DEFAULT_CONFIG: DeepReadonly<NodeConfig> = deepFreeze<NodeConfig>({
     },
   },
   graphql: { max_size: 1048576 },
-  plugins: [],
+  plugins: [...DEFAULT_PLUGINS],
   stream_plugins: [],
   plugin_attr: {
     'log-rotate': { timeout: 10000, interval: 3600, max_kept: 168, max_size: -1, enable_compression: false },

@@ -50,6 +50,7 @@ const apisix = obj({
   enable_http2: req(bool()),
   enable_server_tokens: req(bool()),
   extra_lua_path: str(),
+  extra_plugin_dir: str(),
   extra_lua_cpath: str(),
   lua_module_hook: str({ pattern: /^[a-zA-Z._-]+$/, what: 'a Lua module name' }),
   proxy_protocol: obj({

@@ -38,6 +38,8 @@ export interface ApisixSection {
   enable_http2: boolean;
   enable_server_tokens: boolean;
   extra_lua_path?: string;
+  /** Causeway: a directory of plugin modules (.ts/.js), relative to config.yaml's folder. */
+  extra_plugin_dir?: string;
   extra_lua_cpath?: string;
   lua_module_hook?: string;
   proxy_protocol?: {

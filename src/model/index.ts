@@ -47,9 +47,20 @@ export interface ResourceTypes {
   upstreams: Upstream;
 }
 
+/**
+ * Every kind a data plane reads: the proxied kinds plus what plugins use. Credentials travel as
+ * `consumers` with id `{username}/credentials/{id}`; plugin metadata has the plugin name as id.
+ */
+export const SERVED_KINDS = [...RESOURCE_KINDS, 'consumers', 'consumer_groups', 'plugin_configs', 'global_rules', 'plugin_metadata'] as const;
+export type ServedKind = (typeof SERVED_KINDS)[number];
+
+export function isServedKind(kind: string): kind is ServedKind {
+  return (SERVED_KINDS as readonly string[]).includes(kind);
+}
+
 /** One resource created, replaced (value set) or deleted (value undefined). */
 export interface ChangeEvent {
-  kind: ResourceKind;
+  kind: ServedKind;
   id: string;
   value: object | undefined;
 }

@@ -1,18 +1,41 @@
 // The per-request context: request facts computed once, and the request variables that routes,
 // expressions, balancers and (later) plugins read through `get(name)`.
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { VarLookup, VarValue } from '../expr/vars.ts';
+import type { VarLookup } from '../expr/vars.ts';
+import type { Consumer, ConsumerCredential, LogLevel, PluginContext, ResponseView, UpstreamTarget } from '../plugins/api.ts';
 import type { MatchInput } from '../snapshot/index.ts';
+import type { PluginState } from '../snapshot/plugins.ts';
+import { log } from '../util/log.ts';
 import { realClientAddr, type RealIpSettings } from './real-ip.ts';
+import { HeaderList } from './response-headers.ts';
 import { parseCookies, parseQuery } from './uri.ts';
+
+/** A request body larger than client_max_body_size, met while a plugin read it. */
+export class BodyTooLargeError extends Error {}
+
+/** A header of the upstream request set (value) or removed (undefined) by a plugin. */
+export interface HeaderEdit {
+  name: string;
+  value: string | undefined;
+}
+
+class Response implements ResponseView {
+  status = 0;
+  fromGateway = false;
+  readonly headers = new HeaderList([], true);
+}
 
 export interface ListenerInfo {
   scheme: 'http' | 'https';
   port: number;
 }
 
-/** Also the router's input: routing reads the same facts, so a request allocates no separate match object. */
-export class RequestContext implements VarLookup, MatchInput {
+/**
+ * Also the router's input: routing reads the same facts, so a request allocates no separate match
+ * object; and the PluginContext plugins see. Plugin-only state is created on first use.
+ */
+export class RequestContext implements VarLookup, MatchInput, PluginContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly method: string;
@@ -25,8 +48,8 @@ export class RequestContext implements VarLookup, MatchInput {
   readonly host: string;
   /** Host header as sent (`$http_host`). */
   readonly hostHeader: string;
-  readonly remoteAddr: string;
-  readonly remotePort: number;
+  remoteAddr: string;
+  remotePort: number;
   readonly listener: ListenerInfo;
   readonly startTime: number;
   /** Path parameters captured by the router. */
@@ -35,7 +58,25 @@ export class RequestContext implements VarLookup, MatchInput {
   routeName: string | undefined;
   serviceId: string | undefined;
   serviceName: string | undefined;
-  consumerName: string | undefined;
+  consumer: Consumer | undefined;
+  credentialId: string | undefined;
+  /** Consumers, metadata and indexes of the snapshot serving this request (set when plugins run). */
+  runtime: PluginState | undefined;
+  /** Request line sent upstream (plugins may rewrite them). */
+  upstreamUri: string;
+  upstreamMethod: string;
+  upstreamHost: string | undefined;
+  upstreamTarget: UpstreamTarget | undefined;
+  /** Headers of the upstream request changed by plugins, by lower-case name. */
+  headerEdits: Map<string, HeaderEdit> | undefined;
+  /** The whole request body once a plugin read or replaced it. */
+  bufferedBody: Buffer | undefined;
+  /** client_max_body_size in bytes (0 = none), for plugins that read the body. */
+  maxBodyBytes = 0;
+  #bodyReading: Promise<Buffer> | undefined;
+  #response: Response | undefined;
+  #state: Map<string, unknown> | undefined;
+  #requestId: string | undefined;
   /** The node picked for the current attempt. */
   balancerIp: string | undefined;
   balancerPort: number | undefined;
@@ -63,6 +104,96 @@ export class RequestContext implements VarLookup, MatchInput {
     this.remotePort = socket.remotePort ?? 0;
     this.listener = listener;
     this.startTime = performance.now();
+    this.upstreamUri = this.requestUri;
+    this.upstreamMethod = this.method;
+  }
+
+  get scheme(): 'http' | 'https' {
+    return this.listener.scheme;
+  }
+
+  get headers(): IncomingMessage['headers'] {
+    return this.req.headers;
+  }
+
+  get response(): Response {
+    return (this.#response ??= new Response());
+  }
+
+  /** The response state if a plugin touched it (no allocation otherwise). */
+  get responseIfUsed(): Response | undefined {
+    return this.#response;
+  }
+
+  get state(): Map<string, unknown> {
+    return (this.#state ??= new Map());
+  }
+
+  setRemoteAddr(addr: string, port?: number): void {
+    this.remoteAddr = addr;
+    if (port !== undefined) this.remotePort = port;
+  }
+
+  setHeader(name: string, value: string | undefined): void {
+    const lower = name.toLowerCase();
+    (this.headerEdits ??= new Map()).set(lower, { name, value });
+    // Later reads (`http_*` variables, other plugins) see the change.
+    if (value === undefined) delete this.req.headers[lower];
+    else this.req.headers[lower] = value;
+  }
+
+  setUpstream(target: UpstreamTarget): void {
+    this.upstreamTarget = target;
+  }
+
+  readBody(): Promise<Buffer> {
+    if (this.bufferedBody) return Promise.resolve(this.bufferedBody);
+    return (this.#bodyReading ??= new Promise<Buffer>((resolve, reject) => {
+      const req = this.req;
+      const h = req.headers;
+      if (h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0')) {
+        resolve((this.bufferedBody = Buffer.alloc(0)));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (this.maxBodyBytes > 0 && size > this.maxBodyBytes) {
+          req.pause();
+          reject(new BodyTooLargeError(`client intended to send too large body: more than ${this.maxBodyBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.once('end', () => resolve((this.bufferedBody = Buffer.concat(chunks))));
+      req.once('error', reject);
+    }));
+  }
+
+  setBody(body: Buffer | string): void {
+    this.bufferedBody = typeof body === 'string' ? Buffer.from(body) : body;
+  }
+
+  get consumerName(): string | undefined {
+    return this.consumer?.username;
+  }
+
+  attachConsumer(entry: ConsumerCredential<unknown>): void {
+    this.consumer = entry.consumer;
+    this.credentialId = entry.credentialId;
+  }
+
+  consumerIndex<I>(pluginName: string): I | undefined {
+    return this.runtime?.consumerIndex<I>(pluginName);
+  }
+
+  metadata<M = Record<string, unknown>>(pluginName: string): M | undefined {
+    return this.runtime?.metadata<M>(pluginName);
+  }
+
+  log(level: LogLevel, message: string): void {
+    log(level, message);
   }
 
   /** Balancers and the router read variables through `vars` (the context itself). */
@@ -85,7 +216,7 @@ export class RequestContext implements VarLookup, MatchInput {
     return this;
   }
 
-  get(name: string): VarValue {
+  get(name: string): string | undefined {
     switch (name) {
       case 'uri':
         return this.uri;
@@ -129,7 +260,16 @@ export class RequestContext implements VarLookup, MatchInput {
       case 'service_name':
         return this.serviceName;
       case 'consumer_name':
-        return this.consumerName;
+        return this.consumer?.username;
+      case 'consumer_group_id':
+        return this.consumer?.groupId;
+      case 'status':
+        return this.#response?.status ? String(this.#response.status) : undefined;
+      case 'upstream_uri':
+        return this.upstreamUri;
+      case 'request_id':
+        // nginx's $request_id: 16 random bytes as hex, fixed for the request.
+        return (this.#requestId ??= randomBytes(16).toString('hex'));
       case 'balancer_ip':
         return this.balancerIp;
       case 'balancer_port':

@@ -16,6 +16,7 @@ import type { ConnectionOwner, UpstreamConnection } from '../upstream/connection
 import type { CompiledUpstream, TimeoutsMs } from '../snapshot/types.ts';
 import type { RequestContext } from './context.ts';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { applyPendingHeaders, respondThroughPlugins, type BodyPipe, type PhaseExit, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
 import type { IpMatcher } from '../util/ip.ts';
 
@@ -48,6 +49,11 @@ export class Exchange implements ConnectionOwner {
   readonly timeouts: TimeoutsMs;
   readonly settings: ForwardSettings;
   readonly onDone: ForwardDone | undefined;
+  /** The request's plugins (before_proxy, header and body filters); undefined when none run. */
+  readonly run: PluginRun | undefined;
+  #pipe: BodyPipe | undefined;
+  /** An async body filter holds the upstream until it has sent what it got. */
+  #pipeHold = false;
   readonly #hasBody: boolean;
   readonly #chunkedBody: boolean;
   readonly #headOnly: boolean;
@@ -75,7 +81,7 @@ export class Exchange implements ConnectionOwner {
   #failedStatuses = '';
   #pickFailed = false;
 
-  constructor(ctx: RequestContext, upstream: CompiledUpstream, timeouts: TimeoutsMs, settings: ForwardSettings, onDone?: ForwardDone) {
+  constructor(ctx: RequestContext, upstream: CompiledUpstream, timeouts: TimeoutsMs, settings: ForwardSettings, onDone?: ForwardDone, run?: PluginRun) {
     this.ctx = ctx;
     this.req = ctx.req;
     this.res = ctx.res;
@@ -83,11 +89,21 @@ export class Exchange implements ConnectionOwner {
     this.timeouts = timeouts;
     this.settings = settings;
     this.onDone = onDone;
+    this.run = run;
     this.#retriesLeft = upstream.retries;
+    this.#headOnly = ctx.method === 'HEAD';
+    const buffered = ctx.bufferedBody;
+    if (buffered) {
+      // A plugin read or replaced the body: it is sent from memory, on every try.
+      this.#chunkedBody = false;
+      this.#hasBody = buffered.length > 0;
+      this.#replay = [buffered];
+      this.#bodyComplete = true;
+      return;
+    }
     const h = this.req.headers;
     this.#chunkedBody = h['transfer-encoding'] !== undefined;
     this.#hasBody = this.#chunkedBody || (h['content-length'] !== undefined && h['content-length'] !== '0');
-    this.#headOnly = ctx.method === 'HEAD';
     this.#bodyComplete = !this.#hasBody;
   }
 
@@ -104,7 +120,24 @@ export class Exchange implements ConnectionOwner {
       this.#fail(this.#lastErrorWasTimeout ? 504 : 502, this.#failedStatuses === '' ? 'failed to find valid upstream server, no valid upstream node' : 'no upstream node available');
       return;
     }
-    this.#connect(node, false);
+    const run = this.run;
+    if (!run) {
+      this.#connect(node, false);
+      return;
+    }
+    this.ctx.balancerIp = node.host;
+    this.ctx.balancerPort = node.port;
+    const outcome = run.beforeProxy();
+    if (outcome === undefined) this.#connect(node, false);
+    else if (outcome instanceof Promise) outcome.then((r) => (r ? this.#stopBeforeProxy(r) : this.#finished ? undefined : this.#connect(node, false)));
+    else this.#stopBeforeProxy(outcome);
+  }
+
+  /** A before_proxy phase ended the request. */
+  #stopBeforeProxy(exit: PhaseExit): void {
+    if (this.#finished) return;
+    this.#finish();
+    respondThroughPlugins(this.run!, this.res, exit.status, exit.body, exit.headers, this.settings.serverHeader);
   }
 
   #connect(node: UpstreamNode, forceNew: boolean): void {
@@ -160,15 +193,16 @@ export class Exchange implements ConnectionOwner {
     const ctx = this.ctx;
     const up = this.upstream;
     const host = up.passHost === 'pass' ? ctx.hostHeader || node.host : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
-    let head = `${ctx.method} ${ctx.requestUri} HTTP/1.1\r\n`;
-    head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, host, {
+    const edits = ctx.headerEdits;
+    let head = `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n`;
+    head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, ctx.upstreamHost ?? edits?.get('host')?.value ?? host, {
       remoteAddr: ctx.remoteAddr,
       scheme: ctx.listener.scheme,
       host: ctx.host || node.host,
       port: ctx.listener.port,
       trusted: this.settings.trustedAddresses,
-    });
-    const length = this.req.headers['content-length'];
+    }, edits);
+    const length = ctx.bufferedBody ? String(ctx.bufferedBody.length) : this.req.headers['content-length'];
     if (this.#chunkedBody) head += 'Transfer-Encoding: chunked\r\n';
     else if (length !== undefined) head += `Content-Length: ${length}\r\n`;
     head += '\r\n';
@@ -318,7 +352,7 @@ export class Exchange implements ConnectionOwner {
       // No node could be picked at all (every weight 0): nothing was tried, so $upstream_status is
       // empty and APISIX sends no X-APISIX-Upstream-Status.
       this.#finish();
-      sendStatus(this.res, status, undefined, undefined, this.settings.serverHeader);
+      this.#respond(status, undefined);
       return;
     }
     this.ctx.upstreamStatus = status;
@@ -327,7 +361,13 @@ export class Exchange implements ConnectionOwner {
     // could be picked for a retry, the list ends with the last try's status.
     const value = statuses === '' ? String(status) : this.#pickFailed ? statuses.slice(0, -2) : statuses + status;
     this.ctx.upstreamStatusList = value;
-    sendStatus(this.res, status, undefined, { 'X-APISIX-Upstream-Status': value }, this.settings.serverHeader);
+    this.#respond(status, { 'X-APISIX-Upstream-Status': value });
+  }
+
+  /** A response the gateway makes itself, through the plugins' filters when plugins run. */
+  #respond(status: number, headers: Record<string, string> | undefined): void {
+    if (this.run) respondThroughPlugins(this.run, this.res, status, undefined, headers, this.settings.serverHeader);
+    else sendStatus(this.res, status, undefined, headers, this.settings.serverHeader);
   }
 
   onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {
@@ -341,11 +381,43 @@ export class Exchange implements ConnectionOwner {
       headers.push('X-APISIX-Upstream-Status', statuses === '' ? String(status) : statuses + status);
     }
     if (this.#failedStatuses !== '') this.ctx.upstreamStatusList = this.#failedStatuses + status;
-    res.writeHead(status, statusText || undefined, headers);
+    const run = this.run;
+    if (run) {
+      const response = this.ctx.response;
+      response.status = status;
+      applyPendingHeaders(this.ctx, headers);
+      run.headerFilter();
+      this.#pipe = run.bodyPipe();
+      if (response.status !== status) statusText = '';
+      res.writeHead(response.status, statusText || undefined, response.headers.flat);
+    } else {
+      res.writeHead(status, statusText || undefined, headers);
+    }
     this.#conn!.setTimeout(this.timeouts.read);
   }
 
   onResponseBody(chunk: Buffer): boolean {
+    const pipe = this.#pipe;
+    if (!pipe) return this.#writeToClient(chunk);
+    if (pipe.push(chunk, false, this.#pipeSink)) return !this.#upstreamPaused;
+    // An async body filter has the chunk: hold the upstream until the filters caught up.
+    if (!this.#pipeHold) {
+      this.#pipeHold = true;
+      this.#conn?.socket.pause();
+      pipe.idle().then(() => {
+        this.#pipeHold = false;
+        if (!this.#upstreamPaused && !this.#finished) this.#conn?.socket.resume();
+      });
+    }
+    return false;
+  }
+
+  #pipeSink = (out: Buffer, eof: boolean): void => {
+    if (eof) this.res.end(out.length ? out : undefined);
+    else if (out.length) this.#writeToClient(out);
+  };
+
+  #writeToClient(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
     // The client reads slower than the upstream sends: stop reading the upstream until it drains.
     if (!this.#upstreamPaused) {
@@ -378,7 +450,7 @@ export class Exchange implements ConnectionOwner {
       this.#sendTimer = undefined;
     }
     this.res.off('drain', this.#onClientDrain);
-    this.#conn?.socket.resume();
+    if (!this.#pipeHold) this.#conn?.socket.resume();
   }
 
   onResponseEnd(_trailers: string[] | undefined): void {
@@ -390,7 +462,8 @@ export class Exchange implements ConnectionOwner {
     // The connection can carry another request only if our request went out completely.
     conn.detach(this.#bodySentThisAttempt);
     this.#finish();
-    this.res.end();
+    if (this.#pipe) this.#pipe.push(Buffer.alloc(0), true, this.#pipeSink);
+    else this.res.end();
   }
 
   #onClientClose = (): void => {

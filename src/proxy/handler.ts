@@ -1,9 +1,12 @@
 // The request path of a worker: context → route match → plugin phases → upstream.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Snapshot } from '../snapshot/index.ts';
+import type { UpstreamTarget } from '../plugins/api.ts';
+import type { PluginChain } from '../plugins/chain.ts';
+import type { CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/index.ts';
+import type { UpstreamResolution } from '../snapshot/types.ts';
 import { RequestContext, type ListenerInfo } from './context.ts';
 import { Exchange, type ForwardSettings } from './forward.ts';
-import { runAccessPhases } from './phases.ts';
+import { PluginRun, respondThroughPlugins, type PhaseExit } from './phases.ts';
 import type { RealIpSettings } from './real-ip.ts';
 import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
 import { normalisePath, splitTarget } from './uri.ts';
@@ -51,9 +54,17 @@ export class RequestHandler {
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
-    const matched = this.snapshot.match(ctx);
+    const snapshot = this.snapshot;
+    const matched = snapshot.match(ctx);
+    const global = snapshot.globalChain;
     if (!matched) {
-      sendStatus(res, 404, ROUTE_NOT_FOUND, undefined, this.options.serverHeader);
+      if (!global) {
+        sendStatus(res, 404, ROUTE_NOT_FOUND, undefined, this.options.serverHeader);
+        return;
+      }
+      // Global rules run for unmatched requests too, then 404 (apisix/init.lua).
+      const run = this.#startPlugins(ctx, snapshot, global, undefined);
+      this.#afterAccess(run.runAccess(), run, () => respondThroughPlugins(run, res, 404, ROUTE_NOT_FOUND, undefined, this.options.serverHeader));
       return;
     }
     const route = matched.value;
@@ -64,25 +75,70 @@ export class RequestHandler {
       ctx.serviceId = route.service.id;
       ctx.serviceName = route.service.conf.name;
     }
-    const stop = runAccessPhases(ctx, route);
-    if (stop) {
-      sendStatus(res, stop.status, stop.body, stop.headers, this.options.serverHeader);
+    if (route.missingPluginConfig !== undefined) {
+      this.options.log('error', `route ${route.id}: failed to fetch plugin config by id: ${route.missingPluginConfig}`);
+      sendStatus(res, 503, undefined, undefined, this.options.serverHeader);
       return;
     }
-    const resolved = route.resolveUpstream();
+    if (!global && !route.plugins) {
+      this.#proxy(ctx, route, undefined);
+      return;
+    }
+    const run = this.#startPlugins(ctx, snapshot, global, route.plugins);
+    this.#afterAccess(run.runAccess(), run, () => this.#proxy(ctx, route, run));
+  }
+
+  #startPlugins(ctx: RequestContext, snapshot: Snapshot, global: PluginChain | undefined, route: PluginChain | undefined): PluginRun {
+    ctx.runtime = snapshot.plugins;
+    ctx.maxBodyBytes = this.options.maxBodyBytes;
+    const run = new PluginRun(ctx, global, route);
+    if (run.hasLog) ctx.res.once('close', () => run.logPhase());
+    return run;
+  }
+
+  /** Continues after rewrite/access: a plugin's exit is sent, otherwise `next` runs. */
+  #afterAccess(outcome: PhaseExit | undefined | Promise<PhaseExit | undefined>, run: PluginRun, next: () => void): void {
+    const go = (exit: PhaseExit | undefined): void => {
+      if (exit) respondThroughPlugins(run, run.ctx.res, exit.status, exit.body, exit.headers, this.options.serverHeader);
+      else if (!run.ctx.res.destroyed) next();
+    };
+    if (outcome instanceof Promise) {
+      outcome.then(go, (err: Error) => {
+        this.options.log('error', `plugin phases failed: ${err.stack ?? err}`);
+        respondThroughPlugins(run, run.ctx.res, 500, undefined, undefined, this.options.serverHeader);
+      });
+    } else {
+      go(outcome);
+    }
+  }
+
+  #proxy(ctx: RequestContext, route: CompiledRoute, run: PluginRun | undefined): void {
+    const resolved = ctx.upstreamTarget ? this.#resolveTarget(ctx.upstreamTarget) : route.resolveUpstream();
     if (!resolved.ok) {
       this.options.log('error', `route ${route.id}: ${resolved.log}`);
       // core.response.exit(code) without a body: nginx's stock error page for the status.
-      sendStatus(res, resolved.status, undefined, undefined, this.options.serverHeader);
+      this.#respond(ctx, run, resolved.status);
       return;
     }
     const upstream = resolved.upstream;
     if (upstream.nodes.length === 0) {
       this.options.log('error', `route ${route.id}: no valid upstream node`);
-      sendStatus(res, 503, undefined, undefined, this.options.serverHeader);
+      this.#respond(ctx, run, 503);
       return;
     }
-    new Exchange(ctx, upstream, route.timeouts ?? upstream.timeouts, this.options, this.#onExchangeDone).start();
+    new Exchange(ctx, upstream, route.timeouts ?? upstream.timeouts, this.options, this.#onExchangeDone, run).start();
+  }
+
+  /** An upstream chosen by a plugin (traffic-split): by id from the current snapshot, or compiled by the plugin. */
+  #resolveTarget(target: UpstreamTarget): UpstreamResolution {
+    if ('upstream' in target) return { ok: true, upstream: target.upstream as unknown as CompiledUpstream };
+    const upstream = this.snapshot.upstreams.get(target.upstreamId);
+    return upstream ? { ok: true, upstream } : { ok: false, status: 502, log: `failed to find upstream by id: ${target.upstreamId}` };
+  }
+
+  #respond(ctx: RequestContext, run: PluginRun | undefined, status: number): void {
+    if (run) respondThroughPlugins(run, ctx.res, status, undefined, undefined, this.options.serverHeader);
+    else sendStatus(ctx.res, status, undefined, undefined, this.options.serverHeader);
   }
 
   #onExchangeDone = (ctx: RequestContext): void => {

@@ -2,6 +2,7 @@
 // upstream (X-Real-IP, X-Forwarded-*), and what it drops on the way back.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { IpMatcher } from '../util/ip.ts';
+import type { HeaderEdit } from './context.ts';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones the proxy always sets itself. */
 const REQUEST_DROP = new Set([
@@ -47,11 +48,12 @@ export interface ForwardedFacts {
  * Builds the request head's header lines (each ending CRLF) from the client's raw headers:
  * hop-by-hop removed, Host from pass_host, X-Real-IP and X-Forwarded-* as APISIX sets them.
  */
-export function upstreamRequestHeaders(rawHeaders: string[], headers: IncomingHttpHeaders, hostValue: string, facts: ForwardedFacts): string {
+export function upstreamRequestHeaders(rawHeaders: string[], headers: IncomingHttpHeaders, hostValue: string, facts: ForwardedFacts, edits?: Map<string, HeaderEdit>): string {
   const extraDrop = connectionTokens(headers.connection as string | undefined);
   let out = `Host: ${hostValue}\r\n`;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
+    if (edits?.has(name.toLowerCase())) continue;
     if (REQUEST_DROP_LENGTHS[name.length] === 1 || extraDrop) {
       const lower = name.toLowerCase();
       if (REQUEST_DROP.has(lower) || extraDrop?.has(lower)) continue;
@@ -65,10 +67,26 @@ export function upstreamRequestHeaders(rawHeaders: string[], headers: IncomingHt
   // untrusted peer's chain is discarded.
   const keepChain = facts.trusted === undefined || trusted;
   const chain = keepChain && xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${facts.remoteAddr}` : facts.remoteAddr;
-  out += `X-Real-IP: ${facts.remoteAddr}\r\nX-Forwarded-For: ${chain}\r\n`;
-  out += `X-Forwarded-Proto: ${(trusted && (headers['x-forwarded-proto'] as string | undefined)) || facts.scheme}\r\n`;
-  out += `X-Forwarded-Host: ${(trusted && (headers['x-forwarded-host'] as string | undefined)) || facts.host}\r\n`;
-  out += `X-Forwarded-Port: ${(trusted && (headers['x-forwarded-port'] as string | undefined)) || facts.port}\r\n`;
+  if (!edits) {
+    out += `X-Real-IP: ${facts.remoteAddr}\r\nX-Forwarded-For: ${chain}\r\n`;
+    out += `X-Forwarded-Proto: ${(trusted && (headers['x-forwarded-proto'] as string | undefined)) || facts.scheme}\r\n`;
+    out += `X-Forwarded-Host: ${(trusted && (headers['x-forwarded-host'] as string | undefined)) || facts.host}\r\n`;
+    out += `X-Forwarded-Port: ${(trusted && (headers['x-forwarded-port'] as string | undefined)) || facts.port}\r\n`;
+    return out;
+  }
+  // Plugins' header edits: a set header replaces ours and the client's, a removed one is not sent.
+  const forwarded: Array<[string, string]> = [
+    ['X-Real-IP', facts.remoteAddr],
+    ['X-Forwarded-For', chain],
+    ['X-Forwarded-Proto', (trusted && (headers['x-forwarded-proto'] as string | undefined)) || facts.scheme],
+    ['X-Forwarded-Host', (trusted && (headers['x-forwarded-host'] as string | undefined)) || facts.host],
+    ['X-Forwarded-Port', String((trusted && (headers['x-forwarded-port'] as string | undefined)) || facts.port)],
+  ];
+  for (const [name, value] of forwarded) if (!edits.has(name.toLowerCase())) out += `${name}: ${value}\r\n`;
+  for (const [lower, edit] of edits) {
+    if (edit.value === undefined || lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding') continue;
+    out += `${edit.name}: ${edit.value}\r\n`;
+  }
   return out;
 }
 

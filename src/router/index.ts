@@ -53,6 +53,11 @@ export class Router<T> {
     return this.routes.has(id);
   }
 
+  /** The value stored for a route id. */
+  get(id: string): T | undefined {
+    return this.routes.get(id)?.entry.value;
+  }
+
   /** Adds a route, or replaces the route with the same id (keeping its rank among equals). */
   upsert(spec: RouteSpec<T>): void {
     if (spec === null || typeof spec !== 'object') throw new Error('invalid route: expected an object');

@@ -3,8 +3,13 @@
 // routes, an upstream's balancer); routes resolve `upstream_id` at request time with one map
 // lookup, so an upstream change never touches the router.
 import { compileExpr } from '../expr/index.ts';
-import type { ChangeEvent, ResourceKind, Route, Service, Upstream } from '../model/index.ts';
+import type { ChangeEvent, Route, ServedKind, Service, Upstream } from '../model/index.ts';
+import type { UpstreamHandle } from '../plugins/api.ts';
+import { buildChain, mergePlugins, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
+import { PluginCatalog } from '../plugins/registry.ts';
 import { Router, type MatchInput, type MatchResult, type RouterMode } from '../router/index.ts';
+import { namedTable } from '../shm/table.ts';
+import { PluginState } from './plugins.ts';
 import type { CompiledRoute, CompiledService, CompiledUpstream, UpstreamResolution } from './types.ts';
 import { compileUpstream, DEFAULT_POOL, timeoutsMs, type PoolDefaults } from './upstream.ts';
 
@@ -18,10 +23,18 @@ export interface SnapshotOptions {
   /** Keep-alive pool settings for upstreams without `keepalive_pool`. */
   poolDefaults?: PoolDefaults;
   /** Called for a resource that validated but could not be compiled; it is left out. */
-  onError?: (kind: ResourceKind, id: string, message: string) => void;
+  onError?: (kind: ServedKind, id: string, message: string) => void;
+  /** The enabled plugins; none when absent. */
+  catalog?: PluginCatalog;
+  /** `plugin_attr` from config.yaml. */
+  pluginAttributes?: Readonly<Record<string, Record<string, unknown>>>;
+  log?: ChainEnv['log'];
 }
 
-const KIND_ORDER: Record<ResourceKind, number> = { upstreams: 0, services: 1, routes: 2 };
+// Plugin-side kinds first: a route compiles its chain from its plugin config and service.
+const KIND_ORDER: Record<ServedKind, number> = {
+  upstreams: 0, consumer_groups: 0, consumers: 1, plugin_metadata: 0, global_rules: 1, plugin_configs: 1, services: 2, routes: 3,
+};
 
 export class Snapshot {
   readonly router: Router<CompiledRoute>;
@@ -30,8 +43,12 @@ export class Snapshot {
   readonly upstreams = new Map<string, CompiledUpstream>();
   /** service id → ids of routes that reference it (whether or not the service exists yet). */
   readonly #routesByService = new Map<string, Set<string>>();
+  /** plugin config id → ids of routes that reference it. */
+  readonly #routesByPluginConfig = new Map<string, Set<string>>();
   readonly #onError: SnapshotOptions['onError'];
   readonly #poolDefaults: PoolDefaults;
+  /** Consumers, global rules, plugin configs and metadata, and the env chains compile with. */
+  readonly plugins: PluginState;
   /** Bumped on every applied batch; equals the config source's revision when one is given. */
   version = 0;
 
@@ -39,6 +56,19 @@ export class Snapshot {
     this.router = new Router<CompiledRoute>(options.routerMode ?? 'radixtree_host_uri');
     this.#onError = options.onError;
     this.#poolDefaults = options.poolDefaults ?? DEFAULT_POOL;
+    const attributes = options.pluginAttributes ?? {};
+    this.plugins = new PluginState({
+      catalog: options.catalog ?? new PluginCatalog(new Map(), []),
+      compileUpstream: (conf) => compileUpstream(conf as Upstream, undefined, this.#poolDefaults) as unknown as UpstreamHandle,
+      sharedTable: namedTable,
+      attributes: (name) => attributes[name],
+      log: options.log ?? (() => {}),
+    });
+  }
+
+  /** The global rules' plugins, or undefined when there are none. */
+  get globalChain(): PluginChain | undefined {
+    return this.plugins.globalChain;
   }
 
   match(input: MatchInput): MatchResult<CompiledRoute> | undefined {
@@ -52,7 +82,9 @@ export class Snapshot {
       try {
         if (ev.kind === 'upstreams') this.#applyUpstream(ev.id, ev.value as Upstream | undefined);
         else if (ev.kind === 'services') this.#applyService(ev.id, ev.value as Service | undefined);
-        else this.#applyRoute(ev.id, ev.value as Route | undefined);
+        else if (ev.kind === 'routes') this.#applyRoute(ev.id, ev.value as Route | undefined);
+        else if (ev.kind === 'plugin_configs') this.#applyPluginConfig(ev.id, ev.value);
+        else this.plugins.apply(ev.kind, ev.id, ev.value);
       } catch (err) {
         this.#onError?.(ev.kind, ev.id, (err as Error).message);
       }
@@ -78,9 +110,18 @@ export class Snapshot {
     }
   }
 
+  #applyPluginConfig(id: string, conf: object | undefined): void {
+    this.plugins.apply('plugin_configs', id, conf);
+    for (const routeId of this.#routesByPluginConfig.get(id) ?? []) {
+      const route = this.routes.get(routeId);
+      if (route) this.#compileRoute(routeId, route);
+    }
+  }
+
   #applyRoute(id: string, conf: Route | undefined): void {
     const prev = this.routes.get(id);
     if (prev?.service_id !== undefined) this.#routesByService.get(String(prev.service_id))?.delete(id);
+    if (prev?.plugin_config_id !== undefined) this.#routesByPluginConfig.get(String(prev.plugin_config_id))?.delete(id);
     if (!conf) {
       this.routes.delete(id);
       this.router.remove(id);
@@ -91,6 +132,12 @@ export class Snapshot {
       const sid = String(conf.service_id);
       let set = this.#routesByService.get(sid);
       if (!set) this.#routesByService.set(sid, (set = new Set()));
+      set.add(id);
+    }
+    if (conf.plugin_config_id !== undefined) {
+      const pid = String(conf.plugin_config_id);
+      let set = this.#routesByPluginConfig.get(pid);
+      if (!set) this.#routesByPluginConfig.set(pid, (set = new Set()));
       set.add(id);
     }
     try {
@@ -108,12 +155,20 @@ export class Snapshot {
     }
     const serviceId = conf.service_id === undefined ? undefined : String(conf.service_id);
     const service = serviceId === undefined ? undefined : this.services.get(serviceId);
+    const pluginConfigId = conf.plugin_config_id === undefined ? undefined : String(conf.plugin_config_id);
+    const pluginConfig = pluginConfigId === undefined ? undefined : this.plugins.pluginConfigs.get(pluginConfigId);
+    const previous = this.router.get(id);
+    // Route plugins over plugin-config plugins over service plugins.
+    const merged = mergePlugins(service?.conf.plugins, pluginConfig?.plugins, conf.plugins);
+    const chain = merged ? buildChain(merged, this.plugins.env, { kind: 'route', id }, previous?.plugins) : undefined;
     const compiled: CompiledRoute = {
       id,
       conf,
       service,
       timeouts: conf.timeout ? timeoutsMs(conf.timeout) : undefined,
       resolveUpstream: this.#upstreamResolver(conf, serviceId, service),
+      plugins: chain && !chain.empty ? chain : undefined,
+      missingPluginConfig: pluginConfigId !== undefined && !pluginConfig ? pluginConfigId : undefined,
     };
     const hosts = conf.hosts ?? (conf.host ? [conf.host] : service?.conf.hosts);
     const remoteAddrs = conf.remote_addrs ?? (conf.remote_addr ? [conf.remote_addr] : undefined);

@@ -1,5 +1,6 @@
 // The compiled, ready-to-serve shapes the proxy reads per request. Built once per config change.
 import type { Route, Service, Upstream } from '../model/index.ts';
+import type { PluginChain } from '../plugins/chain.ts';
 import type { Balancer, UpstreamNode } from '../upstream/balancer/index.ts';
 import type { NodePool } from '../upstream/pool.ts';
 
@@ -44,6 +45,10 @@ export interface CompiledRoute {
   service: CompiledService | undefined;
   /** Route-level timeout override (route.timeout beats the upstream's). */
   timeouts: TimeoutsMs | undefined;
+  /** The route's plugins with its plugin config's and service's merged in; undefined when none. */
+  plugins: PluginChain | undefined;
+  /** The id of a `plugin_config_id` that does not exist (the request gets 503, as APISIX). */
+  missingPluginConfig: string | undefined;
   /** Resolves route → service → upstream_id at request time (one map lookup) so upstream changes need no route rebuild. */
   resolveUpstream(): UpstreamResolution;
 }

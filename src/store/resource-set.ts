@@ -1,17 +1,17 @@
 // A validated set of resources by kind and id, and the change events between two sets.
 import { isDeepStrictEqual } from 'node:util';
-import { RESOURCE_KINDS, type ChangeEvent, type ResourceKind } from '../model/index.ts';
+import { SERVED_KINDS, type ChangeEvent, type ServedKind } from '../model/index.ts';
 
-export type ResourceSet = Record<ResourceKind, Map<string, object>>;
+export type ResourceSet = Record<ServedKind, Map<string, object>>;
 
 export function emptyResourceSet(): ResourceSet {
-  return Object.fromEntries(RESOURCE_KINDS.map((k) => [k, new Map()])) as ResourceSet;
+  return Object.fromEntries(SERVED_KINDS.map((k) => [k, new Map()])) as ResourceSet;
 }
 
 /** Events that turn `prev` into `next`; unchanged items produce none. */
 export function diffResourceSets(prev: ResourceSet, next: ResourceSet): ChangeEvent[] {
   const events: ChangeEvent[] = [];
-  for (const kind of RESOURCE_KINDS) {
+  for (const kind of SERVED_KINDS) {
     const before = prev[kind];
     const after = next[kind];
     for (const [id, value] of after) {

@@ -4,16 +4,13 @@
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { substituteEnvInText, substituteEnvInValue } from '../conf/index.ts';
-import { RESOURCE_KINDS, type ResourceKind } from '../model/index.ts';
+import { SERVED_KINDS, type ServedKind } from '../model/index.ts';
 import { emptyResourceSet, type ResourceSet } from './resource-set.ts';
 
 /** APISIX's other top-level keys; accepted and ignored until their resource kinds exist here. */
-const NOT_YET_SUPPORTED = new Set([
-  'consumers', 'consumer_groups', 'ssls', 'global_rules', 'plugin_configs', 'plugin_metadata',
-  'stream_routes', 'protos', 'secrets', 'plugins',
-]);
+const NOT_YET_SUPPORTED = new Set(['ssls', 'stream_routes', 'protos', 'secrets', 'plugins']);
 
-export type ResourceChecker = (kind: ResourceKind, value: unknown) => string | undefined;
+export type ResourceChecker = (kind: ServedKind, value: unknown, id: string) => string | undefined;
 
 export interface StandaloneResult {
   /** Undefined when the file as a whole was rejected. */
@@ -55,28 +52,28 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
   const warnings: string[] = [];
   const set = emptyResourceSet();
   for (const key of Object.keys(top)) {
-    if ((RESOURCE_KINDS as readonly string[]).includes(key)) continue;
+    if ((SERVED_KINDS as readonly string[]).includes(key)) continue;
     // `<kind>_conf_version` keys belong to APISIX's API-driven standalone mode; the file's mtime is its version.
     if (key.endsWith('_conf_version')) continue;
     if (NOT_YET_SUPPORTED.has(key)) {
       warnings.push(`${path}: "${key}" is not supported by this version yet and is ignored`);
       continue;
     }
-    return { set: undefined, fileError: `invalid ${path}: unknown top-level key "${key}" (expected one of: ${[...RESOURCE_KINDS, ...NOT_YET_SUPPORTED].join(', ')})`, problems, warnings };
+    return { set: undefined, fileError: `invalid ${path}: unknown top-level key "${key}" (expected one of: ${[...SERVED_KINDS, ...NOT_YET_SUPPORTED].join(', ')})`, problems, warnings };
   }
-  for (const kind of RESOURCE_KINDS) {
+  for (const kind of SERVED_KINDS) {
     const items = top[kind];
     if (items === undefined || items === null) continue;
     if (!Array.isArray(items)) return { set: undefined, fileError: `invalid ${path}: "${kind}" must be a list`, problems, warnings };
     items.forEach((item, index) => {
-      const id = itemId(item, index);
+      const id = itemId(kind, item, index);
       const where = `${kind}[${index}] (id ${id})`;
       if (set[kind].has(id)) {
         problems.push(`${path}: ${where}: duplicate id, item skipped`);
         return;
       }
       const value = withoutFileMarkers(item);
-      const err = check(kind, value);
+      const err = check(kind, value, id);
       if (err === undefined) {
         set[kind].set(id, value as object);
         return;
@@ -105,8 +102,10 @@ function quoteWildcardHosts(text: string): string {
   return text.replace(/^(\s*(?:- +|[\w.-]+: +)(?:- +)?)(\*\.[^\s#,\]}'"]+)(?=\s*(?:#.*)?$)/gm, '$1"$2"');
 }
 
-function itemId(item: unknown, index: number): string {
-  const id = item && typeof item === 'object' ? (item as { id?: unknown }).id : undefined;
+/** An item's key: its `id`; a consumer's `username` (credentials keep their `user/credentials/id` id). */
+function itemId(kind: ServedKind, item: unknown, index: number): string {
+  const obj = item && typeof item === 'object' ? (item as { id?: unknown; username?: unknown }) : undefined;
+  const id = kind === 'consumers' && !String(obj?.id ?? '').includes('/credentials/') ? obj?.username : obj?.id;
   return typeof id === 'string' || typeof id === 'number' ? String(id) : `arr_${index}`;
 }
 

@@ -8,11 +8,19 @@ export interface WorkerInit {
   config: NodeConfig;
   listeners: Listen[];
   reusePort: boolean;
+  /** Node-wide shared memory (rate-limit counters, breaker state): the same buffer for every worker. */
+  shared: SharedArrayBuffer;
+  /** Enabled plugin names (config.yaml `plugins`, as last reloaded). */
+  plugins: readonly string[];
+  /** The user's plugin directory, absolute; undefined when none. */
+  pluginDir: string | undefined;
 }
 
 export type MainToWorker =
   | { type: 'apply'; events: ChangeEvent[]; version: number }
   | { type: 'settings'; config: NodeConfig }
+  /** Plugins reloaded: load them again and rebuild the snapshot from the whole config. */
+  | { type: 'plugins'; plugins: readonly string[]; pluginDir: string | undefined; events: ChangeEvent[]; version: number }
   | { type: 'shutdown'; graceMs: number };
 
 export type WorkerToMain =

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Listen, NodeConfig } from '../conf/index.ts';
 import type { ChangeEvent } from '../model/index.ts';
+import { sharedMemory } from '../shm/table.ts';
 import { log } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
 
@@ -35,6 +36,9 @@ export interface SupervisorOptions {
   reusePort: boolean;
   /** Events that bring a new worker up to date (the whole current config). */
   currentState: () => { events: ChangeEvent[]; version: number };
+  /** Enabled plugins and the user's plugin directory. */
+  plugins: readonly string[];
+  pluginDir: string | undefined;
 }
 
 export class WorkerSupervisor {
@@ -42,6 +46,8 @@ export class WorkerSupervisor {
   #options: SupervisorOptions;
   #stopping = false;
   #recycling: Promise<void> | undefined;
+  /** Allocated once: counters survive worker replacement. */
+  readonly #shared = sharedMemory().buffer;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -56,7 +62,8 @@ export class WorkerSupervisor {
 
   /** Starts a worker for `slot` (as its active worker, or as the incoming replacement); resolves when it listens. */
   #launch(slot: Slot, role: 'active' | 'incoming'): Promise<number[]> {
-    const init: WorkerInit = { index: slot.index, config: this.#options.config, listeners: this.#options.listeners, reusePort: this.#options.reusePort };
+    const o = this.#options;
+    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, reusePort: o.reusePort, shared: this.#shared, plugins: o.plugins, pluginDir: o.pluginDir };
     const running: Running = { worker: new Worker(WORKER_URL, { workerData: init, name: `causeway-worker-${slot.index}` }), listening: false, appliedVersion: -1, retiring: false };
     slot[role] = running;
     // The worker starts from the full current config, queued before it even listens; later
@@ -106,6 +113,14 @@ export class WorkerSupervisor {
   updateSettings(config: NodeConfig): void {
     this.#options = { ...this.#options, config };
     const msg: MainToWorker = { type: 'settings', config };
+    this.#each((r) => r.worker.postMessage(msg));
+  }
+
+  /** Every worker reloads its plugins and rebuilds its snapshot from the whole current config. */
+  reloadPlugins(plugins: readonly string[], pluginDir: string | undefined): void {
+    this.#options = { ...this.#options, plugins, pluginDir };
+    const state = this.#options.currentState();
+    const msg: MainToWorker = { type: 'plugins', plugins, pluginDir, events: state.events, version: state.version };
     this.#each((r) => r.worker.postMessage(msg));
   }
 

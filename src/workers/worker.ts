@@ -1,8 +1,10 @@
 // A worker thread: its own listeners (SO_REUSEPORT), its own snapshot, fed change events by the
 // main thread. Applying a batch is synchronous, so a request sees the config before or after it.
 import { parentPort, workerData } from 'node:worker_threads';
+import { loadPlugins, PluginCatalog } from '../plugins/registry.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
+import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
 import { log, setLogLevel } from '../util/log.ts';
@@ -14,25 +16,56 @@ const port = parentPort!;
 const post = (msg: WorkerToMain) => port.postMessage(msg);
 
 setLogLevel(init.config.nginx_config.error_log_level);
+attachSharedMemory(init.shared);
 
-function newSnapshot(config: WorkerInit['config']): Snapshot {
+/** Loads the plugins (errors were already reported by the main thread's load). */
+async function loadCatalog(enabled: readonly string[], dir: string | undefined, fresh: boolean): Promise<PluginCatalog> {
+  const { plugins } = await loadPlugins(dir, fresh);
+  return new PluginCatalog(plugins, enabled);
+}
+
+function newSnapshot(config: WorkerInit['config'], catalog: PluginCatalog): Snapshot {
   return new Snapshot({
     routerMode: config.apisix.router.http,
     poolDefaults: poolDefaults(config),
     onError: (kind, id, message) => log('error', `failed to apply ${kind} ${id}: ${message}`),
+    catalog,
+    pluginAttributes: config.plugin_attr,
+    log,
   });
 }
 
-const handler = new RequestHandler(newSnapshot(init.config), handlerOptions(init.config));
+let config = init.config;
+const handler = new RequestHandler(newSnapshot(config, await loadCatalog(init.plugins, init.pluginDir, false)), handlerOptions(config));
 const server = new ProxyServer(handler, serverLimits(init.config));
 
-port.on('message', (msg: MainToWorker) => {
+/** Messages that arrived while plugins reload; handled in order once the new snapshot is in place. */
+let held: MainToWorker[] | undefined;
+
+function onMessage(msg: MainToWorker): void {
+  if (held) {
+    held.push(msg);
+    return;
+  }
   switch (msg.type) {
     case 'apply':
       handler.snapshot.apply(msg.events, msg.version);
       post({ type: 'applied', version: msg.version });
       break;
+    case 'plugins':
+      held = [];
+      loadCatalog(msg.plugins, msg.pluginDir, true).then((catalog) => {
+        const next = newSnapshot(config, catalog);
+        next.apply(msg.events, msg.version);
+        handler.snapshot = next;
+        post({ type: 'applied', version: msg.version });
+        const later = held!;
+        held = undefined;
+        for (const m of later) onMessage(m);
+      });
+      break;
     case 'settings':
+      config = msg.config;
       setLogLevel(msg.config.nginx_config.error_log_level);
       Object.assign(handler.options, handlerOptions(msg.config));
       break;
@@ -44,7 +77,8 @@ port.on('message', (msg: MainToWorker) => {
       });
       break;
   }
-});
+}
+port.on('message', onMessage);
 
 // A broken client or upstream must never take the worker down: log and keep serving.
 process.on('uncaughtException', (err) => log('error', `uncaught exception in worker ${init.index}: ${err.stack ?? err}`));

@@ -75,7 +75,10 @@ describe('defaults', () => {
     assert.equal(n.http.upstream.keepalive, 320);
     assert.equal(n.http.lua_shared_dict?.['worker-events'], '10m');
     assert.match(n.http.access_log_format, /"\$apisix_request_id"$/);
-    assert.deepEqual(DEFAULT_CONFIG.plugins, []);
+    // APISIX's default list, highest priority first
+    assert.equal(DEFAULT_CONFIG.plugins[0], 'real-ip');
+    assert.ok(DEFAULT_CONFIG.plugins.includes('key-auth') && DEFAULT_CONFIG.plugins.includes('limit-count'));
+    assert.ok(!DEFAULT_CONFIG.plugins.includes('opentelemetry'), 'not enabled by default in APISIX');
     assert.equal(DEFAULT_CONFIG.plugin_attr.prometheus.export_uri, '/apisix/prometheus/metrics');
     const d = DEFAULT_CONFIG.deployment;
     assert.equal(d.role, 'traditional');

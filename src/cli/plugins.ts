@@ -1,0 +1,92 @@
+// The node's plugins on the main thread: loaded at start from the builtins and the user's plugin
+// directory, enabled by config.yaml's `plugins:` list, reloaded by `PUT /apisix/admin/plugins/reload`
+// (which re-reads that list from config.yaml, as APISIX does).
+import { resolve } from 'node:path';
+import type { NodeConfig } from '../conf/index.ts';
+import { loadNodeConfig } from '../conf/index.ts';
+import { APISIX_PLUGIN_NAMES } from '../model/plugin-names.ts';
+import { loadPlugins, PluginCatalog, type LoadedPlugin } from '../plugins/registry.ts';
+import { log } from '../util/log.ts';
+
+/** The user's plugin directory (`apisix.extra_plugin_dir`), relative to config.yaml's folder. */
+export function userPluginDir(config: NodeConfig, configDir: string): string | undefined {
+  const dir = config.apisix.extra_plugin_dir;
+  return dir ? resolve(configDir, dir) : undefined;
+}
+
+/** Loads plugins and builds the enabled catalogue, logging what could not be loaded or enabled. */
+export async function loadCatalog(enabled: readonly string[], userDir: string | undefined, fresh = false): Promise<{ catalog: PluginCatalog; loaded: Map<string, LoadedPlugin> }> {
+  const { plugins, errors } = await loadPlugins(userDir, fresh);
+  for (const err of errors) log('error', err);
+  return { catalog: new PluginCatalog(plugins, enabled), loaded: plugins };
+}
+
+export class PluginHost {
+  catalog: PluginCatalog;
+  #loaded: Map<string, LoadedPlugin>;
+  readonly #configPath: string | undefined;
+  readonly #configDir: string;
+  #enabled: readonly string[];
+  #userDir: string | undefined;
+  /** Called after a reload with the new `plugins` list (workers reload too). */
+  onReload: ((enabled: readonly string[]) => void) | undefined;
+
+  private constructor(catalog: PluginCatalog, loaded: Map<string, LoadedPlugin>, enabled: readonly string[], userDir: string | undefined, configPath: string | undefined, configDir: string) {
+    this.catalog = catalog;
+    this.#loaded = loaded;
+    this.#enabled = enabled;
+    this.#userDir = userDir;
+    this.#configPath = configPath;
+    this.#configDir = configDir;
+  }
+
+  static async start(config: NodeConfig, configPath: string | undefined, configDir: string): Promise<PluginHost> {
+    const userDir = userPluginDir(config, configDir);
+    const { catalog, loaded } = await loadCatalog(config.plugins, userDir);
+    reportMissing(loaded, config.plugins);
+    return new PluginHost(catalog, loaded, config.plugins, userDir, configPath, configDir);
+  }
+
+  get enabled(): readonly string[] {
+    return this.#enabled;
+  }
+
+  get userDir(): string | undefined {
+    return this.#userDir;
+  }
+
+  /** A loaded plugin whether enabled or not (for schemas). */
+  loaded(name: string): LoadedPlugin | undefined {
+    return this.#loaded.get(name);
+  }
+
+  /** Re-reads config.yaml's plugin list and the user's modules; the old set serves until the new one is ready. */
+  async reload(): Promise<void> {
+    let enabled = this.#enabled;
+    try {
+      const { config } = loadNodeConfig(this.#configPath);
+      enabled = config.plugins;
+      this.#userDir = userPluginDir(config, this.#configDir);
+    } catch (err) {
+      log('error', `plugins reload: ${(err as Error).message}; keeping the plugin list`);
+    }
+    const { catalog, loaded } = await loadCatalog(enabled, this.#userDir, true);
+    reportMissing(loaded, enabled);
+    for (const [name, old] of this.#loaded) {
+      if (loaded.get(name)?.def !== old.def) await Promise.resolve(old.def.destroy?.()).catch((err) => log('error', `plugin ${name} destroy failed: ${err}`));
+    }
+    this.catalog = catalog;
+    this.#loaded = loaded;
+    this.#enabled = enabled;
+    log('notice', `plugins reloaded: ${catalog.names().length} enabled`);
+    this.onReload?.(enabled);
+  }
+}
+
+function reportMissing(loaded: Map<string, LoadedPlugin>, enabled: readonly string[]): void {
+  for (const name of PluginCatalog.missing(loaded, enabled)) {
+    // APISIX's default list names plugins this version does not have: say so once, quietly.
+    if (APISIX_PLUGIN_NAMES.has(name)) log('info', `plugin ${name} is listed in plugins but not available in this version`);
+    else log('error', `failed to load plugin [${name}]: no builtin plugin and no module in the plugin directory has this name`);
+  }
+}

@@ -1,0 +1,130 @@
+// A fixed-size hash table in one SharedArrayBuffer that every worker thread maps: rate-limit
+// counters, connection counts and breaker state are the same on every worker of a node (APISIX
+// keeps them per nginx worker or in a lua shared dict; here it is plain shared memory).
+//
+// Layout per slot: four Int32 words [lock, hashA, hashB, used] and five Float64 words
+// [expiresAt, v0, v1, v2, v3]. A key is identified by two independent 32-bit hashes; it lives in
+// one of PROBE slots from hashA. An update takes the slot's spin lock (critical sections are a
+// few arithmetic operations), so concurrent workers never lose an increment.
+import type { SharedTable } from '../plugins/api.ts';
+
+const INT_WORDS = 4;
+const FLOAT_WORDS = 5;
+const PROBE = 16;
+const DEFAULT_SLOTS = 1 << 16;
+
+export class SharedMemoryTable {
+  readonly buffer: SharedArrayBuffer;
+  readonly #meta: Int32Array;
+  readonly #data: Float64Array;
+  readonly #slots: number;
+  readonly #values = new Float64Array(4);
+
+  constructor(buffer?: SharedArrayBuffer, slots = DEFAULT_SLOTS) {
+    this.buffer = buffer ?? new SharedArrayBuffer(slots * (INT_WORDS * 4 + FLOAT_WORDS * 8));
+    this.#slots = Math.floor(this.buffer.byteLength / (INT_WORDS * 4 + FLOAT_WORDS * 8));
+    this.#meta = new Int32Array(this.buffer, 0, this.#slots * INT_WORDS);
+    this.#data = new Float64Array(this.buffer, this.#slots * INT_WORDS * 4, this.#slots * FLOAT_WORDS);
+  }
+
+  update<R>(key: string, fn: (values: Float64Array, now: number) => R, ttlMs: number): R {
+    const a = hash(key, 0x811c9dc5);
+    const b = hash(key, 0x01000193) | 1; // never 0: 0 marks an empty slot
+    const now = Date.now();
+    const slot = this.#lockSlot(a, b, now);
+    const meta = this.#meta;
+    const data = this.#data;
+    const m = slot * INT_WORDS;
+    const d = slot * FLOAT_WORDS;
+    const values = this.#values;
+    const fresh = meta[m + 1] !== a || meta[m + 2] !== b || meta[m + 3] === 0 || data[d] <= now;
+    if (fresh) {
+      meta[m + 1] = a;
+      meta[m + 2] = b;
+      meta[m + 3] = 1;
+      data[d] = now + (ttlMs > 0 ? ttlMs : 60_000);
+      values.fill(0);
+    } else {
+      for (let i = 0; i < 4; i++) values[i] = data[d + 1 + i];
+    }
+    try {
+      return fn(values, now);
+    } finally {
+      for (let i = 0; i < 4; i++) data[d + 1 + i] = values[i];
+      if (ttlMs > 0) data[d] = now + ttlMs;
+      Atomics.store(meta, m, 0);
+    }
+  }
+
+  /** Finds the key's slot (or the best one to take over) and returns it locked. */
+  #lockSlot(a: number, b: number, now: number): number {
+    const meta = this.#meta;
+    const data = this.#data;
+    const start = (a >>> 0) % this.#slots;
+    for (;;) {
+      let target = -1;
+      let oldest = -1;
+      let oldestExpiry = Infinity;
+      for (let i = 0; i < PROBE; i++) {
+        const slot = (start + i) % this.#slots;
+        const m = slot * INT_WORDS;
+        if (Atomics.load(meta, m + 3) === 0) {
+          if (target === -1) target = slot;
+          continue;
+        }
+        if (meta[m + 1] === a && meta[m + 2] === b) {
+          target = slot;
+          break;
+        }
+        const expiry = data[slot * FLOAT_WORDS];
+        if (expiry <= now && target === -1) target = slot;
+        if (expiry < oldestExpiry) {
+          oldestExpiry = expiry;
+          oldest = slot;
+        }
+      }
+      // Every probed slot holds a live key: the one closest to expiring gives way.
+      if (target === -1) target = oldest;
+      const m = target * INT_WORDS;
+      while (Atomics.compareExchange(meta, m, 0, 1) !== 0) {
+        // spin: the holder is inside a few arithmetic operations
+      }
+      // Another worker may have claimed the slot for a different key between the probe and the lock.
+      const used = meta[m + 3] !== 0;
+      const ours = meta[m + 1] === a && meta[m + 2] === b;
+      if (!used || ours || data[target * FLOAT_WORDS] <= now || target === oldest) return target;
+      Atomics.store(meta, m, 0);
+    }
+  }
+}
+
+function hash(text: string, seed: number): number {
+  let h = seed;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, 0x5bd1e995);
+  return (h ^ (h >>> 15)) | 0;
+}
+
+let shared: SharedMemoryTable | undefined;
+
+/** Makes this thread use the node's shared memory (a worker calls it with the buffer from the main thread). */
+export function attachSharedMemory(buffer: SharedArrayBuffer): void {
+  shared = new SharedMemoryTable(buffer);
+}
+
+/** The node's shared table, created on first use when no buffer was attached (the main thread, tests). */
+export function sharedMemory(): SharedMemoryTable {
+  return (shared ??= new SharedMemoryTable());
+}
+
+/** A named view: keys of different tables never collide. */
+export function namedTable(name: string): SharedTable {
+  const prefix = `${name}\u0000`;
+  return {
+    update: (key, fn, ttlMs) => sharedMemory().update(prefix + key, fn, ttlMs),
+  };
+}
