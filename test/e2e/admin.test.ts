@@ -815,9 +815,10 @@ describe('admin API', () => {
       await api('PUT', '/upstreams/u2', { body: UPSTREAM_BODY });
       await api('PUT', '/plugin_configs/pc2', { body: { plugins: {} } });
       r = await api('PUT', '/routes/r3', { body: { uri: '/r3', upstream_id: 'u2', plugin_config_id: 'pc2' } });
-      // The data-plane checker refuses plugin_config_id for now; the reference itself passed.
-      assert.equal(r.status, 400);
-      assert.match(r.json.error_msg, /plugin_config_id/);
+      assert.equal(r.status, 201);
+      r = await api('DELETE', '/plugin_configs/pc2');
+      assert.deepEqual([r.status, r.json], [400, { error_msg: 'can not delete this plugin config, route [r3] is still using it now' }]);
+      await api('DELETE', '/routes/r3');
       await api('DELETE', '/plugin_configs/pc2');
       await api('DELETE', '/upstreams/u2');
 

@@ -195,9 +195,9 @@ describe('standalone apisix.yaml: reload and bad content', () => {
 
   it('a route with an APISIX plugin this version lacks is refused, never served without it', async () => {
     const mark = gw.output().length;
-    await apply(gw, a, { routes: [{ id: 'auth', uri: '/auth', plugins: { 'key-auth': {} }, upstream: upstreamOf(a) }] });
+    await apply(gw, a, { routes: [{ id: 'auth', uri: '/auth', plugins: { 'openid-connect': {} }, upstream: upstreamOf(a) }] });
     assert.equal((await request(gw.url('/auth'))).status, 404);
-    await waitForLog(gw, mark, /routes\[0\] \(id auth\)[^\n]*plugin \[key-auth\] is not available in this version/);
+    await waitForLog(gw, mark, /routes\[0\] \(id auth\)[^\n]*plugin \[openid-connect\] is not available in this version/);
   });
 
   it('an unknown top-level key rejects the whole file', async () => {
