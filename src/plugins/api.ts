@@ -137,8 +137,15 @@ export interface PluginContext {
   readonly consumer: Consumer | undefined;
   /** Id of the credential that authenticated the consumer, if it was one. */
   readonly credentialId: string | undefined;
-  /** Called by auth plugins: the consumer's (and its group's) plugins are merged into the route's. */
+  /**
+   * Called by auth plugins: the consumer's (and its group's) plugins are merged into the route's,
+   * and the upstream is told who it is (`X-Consumer-Username`, `X-Credential-Identifier`,
+   * `X-Consumer-Custom-Id` from the `custom_id` label; each removed when unknown, so a client
+   * cannot supply them), as APISIX's `consumer.attach_consumer` does.
+   */
   attachConsumer(entry: ConsumerCredential<unknown>): void;
+  /** A consumer by username (`anonymous_consumer`), whether or not it carries any plugin. */
+  findConsumer(username: string): Consumer | undefined;
   /**
    * The index an auth plugin built from every consumer and credential carrying it (its
    * `indexConsumers`), rebuilt only when consumers, credentials or groups change.

@@ -182,6 +182,13 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   attachConsumer(entry: ConsumerCredential<unknown>): void {
     this.consumer = entry.consumer;
     this.credentialId = entry.credentialId;
+    this.setHeader('X-Consumer-Username', entry.consumer.username);
+    this.setHeader('X-Credential-Identifier', entry.credentialId);
+    this.setHeader('X-Consumer-Custom-Id', entry.consumer.labels?.custom_id);
+  }
+
+  findConsumer(username: string): Consumer | undefined {
+    return this.runtime?.consumer(username);
   }
 
   consumerIndex<I>(pluginName: string): I | undefined {
