@@ -25,7 +25,12 @@ const ROOT = path.resolve(BENCH_DIR, '..');
 const PROJECT_NODE = path.join(ROOT, 'node_modules', '.bin', 'node');
 const NODE = fs.existsSync(PROJECT_NODE) ? PROJECT_NODE : process.execPath;
 const UPSTREAM_BODY = 'hello world\n';
-const CONTENDERS = ['nginx', 'fastify', 'http-proxy', 'causeway'];
+const CONTENDERS = ['nginx', 'fastify', 'http-proxy', 'causeway', 'causeway-plugins'];
+/** The plugin-runtime bar: key-auth + limit-count + proxy-rewrite on the route (issue bar: >= 80% of plain). */
+const BENCH_KEY = 'bench-key';
+/** Request path per contender (the plugin route authenticates with a query key). */
+const PATHS = { 'causeway-plugins': `/hello?apikey=${BENCH_KEY}` };
+const pathOf = (name) => PATHS[name] ?? '/hello';
 const NODE_PEERS = ['fastify', 'http-proxy'];
 const CLK_TCK = clockTicks();
 
@@ -196,7 +201,7 @@ function get(port, urlPath, timeoutMs = 1000) {
 }
 
 /** Polls GET /hello until it answers 200 with the upstream's body. Throws with a reason otherwise. */
-async function waitReady(p, port, timeoutS) {
+async function waitReady(p, port, timeoutS, urlPath = '/hello') {
   const deadline = Date.now() + timeoutS * 1000;
   let last = 'no answer';
   while (Date.now() < deadline) {
@@ -204,7 +209,7 @@ async function waitReady(p, port, timeoutS) {
     if (p.exited && p.exitCode !== 0) {
       throw new Error(p.error ? p.error.message : `exited with ${p.signal ?? `code ${p.exitCode}`}`);
     }
-    const r = await get(port, '/hello');
+    const r = await get(port, urlPath);
     if (r.status === 200) {
       if (r.body === UPSTREAM_BODY) return;
       throw new Error(`GET /hello answered 200 with an unexpected body ${JSON.stringify(r.body.slice(0, 60))}`);
@@ -292,9 +297,9 @@ function listeningPids(port) {
 // ---------------------------------------------------------------------------------------------
 // wrk
 
-function runWrk(opts, port, seconds) {
+function runWrk(opts, port, seconds, urlPath = '/hello') {
   return new Promise((resolve, reject) => {
-    const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/hello`];
+    const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${urlPath}`];
     if (cleaningUp) return reject(new Error('interrupted'));
     const [c, a] = pinned(opts.loadCpu, 'wrk', args);
     const child = spawn(c, a, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -414,9 +419,28 @@ const SETUP = {
     return startProcess('http-proxy', opts.proxyCpu, NODE, [path.join(BENCH_DIR, 'peers', 'http-proxy.js'), String(port), String(upPort)], { logDir: dir });
   },
   causeway(upPort, port, dir, opts) {
-    fs.mkdirSync(dir, { recursive: true });
-    const config = path.join(dir, 'config.yaml');
-    fs.writeFileSync(config, `apisix:
+    return startCauseway('causeway', upPort, port, dir, opts, '');
+  },
+  'causeway-plugins'(upPort, port, dir, opts) {
+    // The plugin-runtime bench: auth, a node-wide rate limit that never trips, and a rewrite.
+    const plugins = `
+    plugins:
+      key-auth: {}
+      limit-count: { count: 1000000000, time_window: 60, rejected_code: 503, key: remote_addr }
+      proxy-rewrite: { uri: /hello, headers: { set: { X-Bench: "1" } } }`;
+    const consumers = `consumers:
+  - username: bench
+    plugins:
+      key-auth: { key: ${BENCH_KEY} }
+`;
+    return startCauseway('causeway-plugins', upPort, port, dir, opts, plugins, consumers);
+  },
+};
+
+function startCauseway(name, upPort, port, dir, opts, routePlugins, extra = '') {
+  fs.mkdirSync(dir, { recursive: true });
+  const config = path.join(dir, 'config.yaml');
+  fs.writeFileSync(config, `apisix:
   node_listen: [${port}]
   enable_ipv6: false
 nginx_config:
@@ -426,19 +450,18 @@ deployment:
   role_data_plane:
     config_provider: yaml
 `);
-    fs.writeFileSync(path.join(dir, 'apisix.yaml'), `routes:
+  fs.writeFileSync(path.join(dir, 'apisix.yaml'), `routes:
   - id: 1
-    uri: /hello
+    uri: /hello${routePlugins}
     upstream:
       type: roundrobin
       nodes:
         "127.0.0.1:${upPort}": 1
-#END
+${extra}#END
 `);
-    const bin = process.env.BENCH_CAUSEWAY_BIN ? path.resolve(process.env.BENCH_CAUSEWAY_BIN) : path.join(ROOT, 'bin', 'causeway.js');
-    return startProcess('causeway', opts.proxyCpu, NODE, [bin, 'start', '-c', config], { logDir: dir });
-  },
-};
+  const bin = process.env.BENCH_CAUSEWAY_BIN ? path.resolve(process.env.BENCH_CAUSEWAY_BIN) : path.join(ROOT, 'bin', 'causeway.js');
+  return startProcess(name, opts.proxyCpu, NODE, [bin, 'start', '-c', config], { logDir: dir });
+}
 
 function logTail(file, lines = 8) {
   try {
@@ -448,13 +471,13 @@ function logTail(file, lines = 8) {
 }
 
 /** Warm-up, then the measured run with CPU accounting around it. */
-async function measure(opts, port, roots, upstreamRoots) {
-  if (opts.warmup > 0) await runWrk(opts, port, opts.warmup);
+async function measure(opts, port, roots, upstreamRoots, urlPath = '/hello') {
+  if (opts.warmup > 0) await runWrk(opts, port, opts.warmup, urlPath);
   const t0 = process.hrtime.bigint();
   const cpu0 = cpuTicks(roots);
   const up0 = upstreamRoots ? cpuTicks(upstreamRoots) : 0;
   const self0 = selfChildTicks();
-  const wrk = await runWrk(opts, port, opts.duration);
+  const wrk = await runWrk(opts, port, opts.duration, urlPath);
   const self1 = selfChildTicks(); // wrk has been reaped: its CPU is in our cutime/cstime now
   const up1 = upstreamRoots ? cpuTicks(upstreamRoots) : 0;
   const cpu1 = cpuTicks(roots);
@@ -489,7 +512,7 @@ async function runContender(name, opts, upstream) {
   const row = { name, port, status: 'ok' };
   try {
     try {
-      await waitReady(p, port, opts.startTimeout);
+      await waitReady(p, port, opts.startTimeout, pathOf(name));
     } catch (err) {
       row.status = 'failed to start';
       row.reason = err.message;
@@ -500,7 +523,7 @@ async function runContender(name, opts, upstream) {
     for (const pid of listeningPids(port)) p.pids.add(pid);
     const roots = [...p.pids].filter(alive);
     console.log(`  ${name}: ready on :${port} (pids ${roots.join(', ')}); warm-up ${opts.warmup} s, measuring ${opts.duration} s`);
-    Object.assign(row, await measure(opts, port, roots, [upstream.p.child.pid]));
+    Object.assign(row, await measure(opts, port, roots, [upstream.p.child.pid], pathOf(name)));
     if (!row.valid) row.status = 'errors';
     console.log(`  ${name}: ${fmtRps(row.rps)} req/s, p99 ${fmtMs(row.latencyMs.p99)}, ${fmtNum(row.cpuUsPerRequest, 1)} µs CPU/req${row.valid ? '' : `, ${row.errors} errors`}`);
   } catch (err) {
@@ -545,6 +568,7 @@ function ratios(rows) {
     fastestNodePeer: fastest?.name ?? null,
     causewayOverFastestNodePeer: cw && fastest ? cw.rps / fastest.rps : null,
     causewayOverNginx: cw && ng ? cw.rps / ng.rps : null,
+    pluginsOverPlain: cw && valid('causeway-plugins') ? valid('causeway-plugins').rps / cw.rps : null,
   };
 }
 
@@ -618,6 +642,7 @@ async function main() {
   const fmtRatio = (x) => (x == null ? 'n/a' : `${x.toFixed(2)}×`);
   console.log(`Causeway / fastest Node peer${r.fastestNodePeer ? ` (${r.fastestNodePeer})` : ''}: ${fmtRatio(r.causewayOverFastestNodePeer)}  — bar ≥ 1.50×: ${verdict(r.causewayOverFastestNodePeer, 1.5)}`);
   console.log(`Causeway / nginx: ${r.causewayOverNginx == null ? 'n/a' : fmtPct(r.causewayOverNginx)}  — bar ≥ 35%: ${verdict(r.causewayOverNginx, 0.35)}, goal ≥ 50%: ${verdict(r.causewayOverNginx, 0.5)}`);
+  console.log(`Causeway with key-auth + limit-count + proxy-rewrite / without: ${r.pluginsOverPlain == null ? 'n/a' : fmtPct(r.pluginsOverPlain)}  — bar ≥ 80%: ${verdict(r.pluginsOverPlain, 0.8)}`);
 
   const resultsDir = path.join(BENCH_DIR, 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
@@ -638,6 +663,7 @@ async function main() {
     bar: {
       causewayOverFastestNodePeer: { min: 1.5, verdict: verdict(r.causewayOverFastestNodePeer, 1.5) },
       causewayOverNginx: { min: 0.35, goal: 0.5, verdict: verdict(r.causewayOverNginx, 0.35), goalVerdict: verdict(r.causewayOverNginx, 0.5) },
+      pluginsOverPlain: { min: 0.8, verdict: verdict(r.pluginsOverPlain, 0.8) },
     },
   };
   fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
