@@ -16,6 +16,7 @@ import type { Predicate, VarLookup, VarValue } from './vars.ts';
 export type { Predicate, VarLookup, VarValue } from './vars.ts';
 export { varsFromObject } from './vars.ts';
 export { toLuaNumber, parseLuaNumber } from './number.ts';
+export { compilePcre, translatePcre } from './regex.ts';
 
 /** A rule that cannot be compiled; the message follows lua-resty-expr's wording where it has one. */
 export class ExprError extends Error {

@@ -127,7 +127,8 @@ export interface PluginContext {
   setUpstream(target: UpstreamTarget): void;
   /**
    * Reads the whole request body (up to `client_max_body_size`); it is still sent upstream.
-   * Resolves to an empty Buffer when there is none.
+   * Resolves to an empty Buffer when there is none. Call it in `rewrite` or `access`: by
+   * `before_proxy` the body is already streaming to the upstream.
    */
   readBody(): Promise<Buffer>;
   /** Replaces the body sent upstream (Content-Length is set to match). */

@@ -228,6 +228,10 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
       case 'uri':
         return this.uri;
       case 'request_uri':
+        // APISIX replaces nginx's raw value with the normalised path and the query (apisix/init.lua),
+        // so `vars` and plugins cannot be fooled by `/./` or `%2e` tricks; the raw one stays as real_request_uri.
+        return this.queryString ? `${this.uri}?${this.queryString}` : this.uri;
+      case 'real_request_uri':
         return this.requestUri;
       case 'host':
         return this.host;

@@ -10,7 +10,7 @@ import type { PluginChain, PluginInstance } from '../plugins/chain.ts';
 import { log } from '../util/log.ts';
 import { BodyTooLargeError, type RequestContext } from './context.ts';
 import { HeaderList } from './response-headers.ts';
-import { htmlErrorPage } from './responses.ts';
+import { hasStockPage, htmlErrorPage } from './responses.ts';
 
 export type { PhaseExit } from '../plugins/api.ts';
 
@@ -251,7 +251,7 @@ export function respondThroughPlugins(run: PluginRun, res: ServerResponse, statu
   let bytes: Buffer;
   let type: string;
   if (body === undefined) {
-    bytes = Buffer.from(status >= 400 ? htmlErrorPage(status) : '');
+    bytes = Buffer.from(hasStockPage(status) ? htmlErrorPage(status) : '');
     type = 'text/html; charset=utf-8';
   } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
     bytes = typeof body === 'string' ? Buffer.from(body) : body;

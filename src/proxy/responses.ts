@@ -5,6 +5,7 @@ export const SERVER_TOKEN = 'Causeway';
 
 /** nginx's own wording in its stock error pages, where it differs from the usual reason phrase. */
 const NGINX_TITLES: Record<number, string> = {
+  302: 'Found',
   401: 'Authorization Required',
   405: 'Not Allowed',
   408: 'Request Time-out',
@@ -22,6 +23,11 @@ export function htmlErrorPage(status: number): string {
   return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>${SERVER_TOKEN}</center>\r\n</body>\r\n</html>\r\n`;
 }
 
+/** nginx writes its stock HTML page for redirects and errors that have no body of their own. */
+export function hasStockPage(status: number): boolean {
+  return status >= 400 || status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
 /** Ends a response with a status and body; JSON values are serialised with a JSON content type. */
 export function sendStatus(res: ServerResponse, status: number, body?: string | object, headers?: Record<string, string>, server?: string): void {
   if (res.headersSent) {
@@ -31,7 +37,7 @@ export function sendStatus(res: ServerResponse, status: number, body?: string | 
   let text: string;
   let type: string;
   if (body === undefined) {
-    text = status >= 400 ? htmlErrorPage(status) : '';
+    text = hasStockPage(status) ? htmlErrorPage(status) : '';
     type = 'text/html; charset=utf-8';
   } else if (typeof body === 'string') {
     text = body;

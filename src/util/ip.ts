@@ -82,14 +82,17 @@ export type IpMatcher = (ip: string) => boolean;
 
 /**
  * Compiles a list of IPs/CIDRs into a matcher. Throws with the offending entry on bad input
- * (config time only). Exact addresses are checked through a Set before the CIDR scan.
+ * (config time only). Exact addresses are checked through a Set before the CIDR scan. IPv4 and
+ * IPv6 entries match only addresses of their own family (as resty.ipmatcher): `::/0` does not
+ * cover IPv4 clients.
  */
 export function compileIpMatcher(list: readonly string[]): IpMatcher {
   if (list.length === 0) throw new Error('invalid ip address: empty list');
   const exact = new Set<string>();
   // Exact entries as written (canonical IPv4 text usually matches the socket's), checked before parsing.
   const exactText = new Set<string>();
-  const cidrs: Cidr[] = [];
+  const v4: Cidr[] = [];
+  const v6: Cidr[] = [];
   for (const item of list) {
     const parsed = parseCidr(item);
     if (typeof parsed === 'string') throw new Error(parsed);
@@ -97,7 +100,7 @@ export function compileIpMatcher(list: readonly string[]): IpMatcher {
       exact.add(Buffer.from(parsed.bytes).toString('hex'));
       exactText.add(item.split('/')[0]);
     } else {
-      cidrs.push(parsed);
+      (item.includes(':') ? v6 : v4).push(parsed);
     }
   }
   return (ip: string) => {
@@ -105,7 +108,7 @@ export function compileIpMatcher(list: readonly string[]): IpMatcher {
     const bytes = parseIp(ip);
     if (!bytes) return false;
     if (exact.size && exact.has(Buffer.from(bytes).toString('hex'))) return true;
-    for (const c of cidrs) if (contains(c, bytes)) return true;
+    for (const c of ip.includes(':') ? v6 : v4) if (contains(c, bytes)) return true;
     return false;
   };
 }

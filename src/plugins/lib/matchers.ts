@@ -2,7 +2,7 @@
 // - regex lists as APISIX runs them through ngx.re.find (PCRE, unanchored, "any pattern found"):
 //   ua-restriction, uri-blocker, cors;
 // - host lists where an entry starting with `*` matches by suffix: referer-restriction.
-import { compilePcre } from '../../expr/regex.ts';
+import { compilePcre } from '../../expr/index.ts';
 
 /** Answers whether a subject matches a compiled list. */
 export type StringTest = (subject: string) => boolean;
