@@ -126,7 +126,7 @@ export function buildChain(source: Record<string, unknown>, env: ChainEnv, owner
       env.log('error', `${owner.kind} ${owner.id}: failed to check the configuration of plugin ${name} err: ${checked.error}; plugin skipped`);
       continue;
     }
-    const instance = compileInstance(plugin, checked.conf, env, owner);
+    const instance = compileInstance(plugin, resolveEnvRefs(checked.conf, env, owner), env, owner);
     if (instance) instances.push(instance);
   }
   instances.sort((a, b) => b.priority - a.priority);
@@ -166,6 +166,37 @@ function compileInstance(plugin: LoadedPlugin, conf: any, env: ChainEnv, owner: 
     body_filter: phases.body_filter,
     log: phases.log,
   };
+}
+
+/**
+ * `$env://NAME` string values are replaced by the environment variable (APISIX resolves them when
+ * the plugin runs; here once per config version, which is when they can change). `$env://NAME/key`
+ * reads `key` from a variable that holds JSON. An unset variable leaves the value as written.
+ */
+function resolveEnvRefs(value: any, env: ChainEnv, owner: { kind: string; id: string }): any {
+  if (typeof value === 'string') {
+    if (!/^\$env:\/\//i.test(value)) return value;
+    const [name, key] = value.slice(7).split('/', 2);
+    const raw = process.env[name];
+    if (raw === undefined) {
+      env.log('warn', `${owner.kind} ${owner.id}: environment variable ${name} is not set; ${value} is used as written`);
+      return value;
+    }
+    if (key === undefined) return raw;
+    try {
+      const found = (JSON.parse(raw) as Record<string, unknown>)[key];
+      return found === undefined ? value : found;
+    } catch {
+      return value;
+    }
+  }
+  if (Array.isArray(value)) return value.map((v) => resolveEnvRefs(v, env, owner));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = resolveEnvRefs(v, env, owner);
+    return out;
+  }
+  return value;
 }
 
 /** Route plugins over plugin-config plugins over service plugins (APISIX's merge order). */

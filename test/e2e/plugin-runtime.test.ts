@@ -325,8 +325,10 @@ describe('plugin runtime: reload and the standalone file', () => {
   it('the standalone file carries consumers, global rules and plugin metadata; a bad plugin conf is refused with its name', async () => {
     const gw = await startGateway({
       config: { apisix: { extra_plugin_dir: FIXTURES }, plugins: TEST_PLUGINS },
+      env: { CW_TEST_TAG: 'from-env' },
       routes: {
         routes: [
+          { id: 'env', uri: '/env', plugins: { 'mark-low': { tag: '$env://CW_TEST_TAG' } }, upstream: upstreamOf(up) },
           { id: 'a', uri: '/a', plugins: { 'test-auth': {}, greeting: {} }, upstream: upstreamOf(up) },
           { id: 'bad', uri: '/bad', plugins: { 'mark-low': { status: 'x' } }, upstream: upstreamOf(up) },
         ],
@@ -345,9 +347,11 @@ describe('plugin runtime: reload and the standalone file', () => {
       assert.equal(seen['x-consumer'], 'jack/c2');
       assert.equal(seen['x-greeting'], 'hey!');
       assert.equal(seen['x-trace'], 'mark-high.rewrite,mark-high.access,mark-high.before_proxy');
+      // $env:// references in plugin confs are resolved.
+      assert.equal(traceSeen((await request(gw.url('/env'))).body), 'mark-high.rewrite,mark-low.rewrite:from-env,mark-high.access,mark-low.access:from-env,mark-high.before_proxy,mark-low.before_proxy:from-env');
       r = await request(gw.url('/bad'));
       assert.equal(r.status, 404);
-      await waitFor(() => /routes\[1\] \(id bad\): failed to check the configuration of plugin mark-low err: property "status" validation failed: wrong type: expected integer, got string/.test(gw.output()), 5000, 'the refusal in the log');
+      await waitFor(() => /routes\[2\] \(id bad\): failed to check the configuration of plugin mark-low err: property "status" validation failed: wrong type: expected integer, got string/.test(gw.output()), 5000, 'the refusal in the log');
     } finally {
       await gw.stop();
     }
