@@ -66,7 +66,8 @@ export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | unde
   }
 
   if (isObject(conf.plugins)) {
-    const enabled = new Set(env.pluginNames());
+    // Stream routes take stream plugins, which arrive with the stream proxy.
+    const enabled = new Set(res === 'stream_routes' ? [] : env.pluginNames());
     const wrap = (msg: string) => (res === 'consumers' || res === 'credentials' ? `invalid plugins configuration: ${msg}` : msg);
     for (const [name, pluginConf] of Object.entries(conf.plugins)) {
       // apisix/plugin.lua `check_schema`: the conf type is checked before the plugin is looked up.

@@ -1,5 +1,6 @@
 // Starting the Admin API for roles that serve it, with APISIX's start-up rules for its token.
-import { startAdminServer, type AdminServer } from '../admin/index.ts';
+import { startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/index.ts';
+import type { PluginCatalog } from '../plugins/registry.ts';
 import type { NodeConfig } from '../conf/index.ts';
 import { isServedKind } from '../model/index.ts';
 import { checkResource } from '../snapshot/check.ts';
@@ -24,6 +25,22 @@ export function checkAdminToken(config: NodeConfig): void {
   if (!defaultAllow && !hasKey) throw new AdminTokenError('ERROR: missing valid Admin API token.');
 }
 
+/** What the Admin API asks of the enabled plugins: names, schemas, conf checks (the catalogue may be replaced by a reload). */
+export function adminPluginHooks(catalog: () => PluginCatalog): Pick<AdminServerOptions, 'pluginNames' | 'pluginSchema' | 'plugins'> {
+  return {
+    pluginNames: () => catalog().names(),
+    pluginSchema: (name, type) => {
+      const plugin = catalog().get(name);
+      if (!plugin) return undefined;
+      return type === 'consumer' ? (plugin.def.consumerSchema ?? plugin.schema) : type === 'metadata' ? plugin.def.metadataSchema : plugin.schema;
+    },
+    plugins: {
+      check: (name, conf, kind) => catalog().get(name)?.check(conf, kind),
+      isAuth: (name) => catalog().get(name)?.def.type === 'auth',
+    },
+  };
+}
+
 export async function startAdmin(config: NodeConfig, store: ConfigStore, prefix: string, plugins: PluginHost): Promise<AdminServer> {
   checkAdminToken(config);
   const admin = config.deployment.admin!;
@@ -33,16 +50,7 @@ export async function startAdmin(config: NodeConfig, store: ConfigStore, prefix:
     store,
     prefix,
     admin,
-    pluginNames: () => plugins.catalog.names(),
-    pluginSchema: (name, type) => {
-      const def = plugins.catalog.get(name);
-      if (!def) return undefined;
-      return type === 'consumer' ? (def.def.consumerSchema ?? def.schema) : type === 'metadata' ? def.def.metadataSchema : def.schema;
-    },
-    plugins: {
-      check: (name, conf, kind) => plugins.catalog.get(name)?.check(conf, kind),
-      isAuth: (name) => plugins.catalog.get(name)?.def.type === 'auth',
-    },
+    ...adminPluginHooks(() => plugins.catalog),
     onPluginsReload: () => void plugins.reload(),
     log,
     streamEnabled: config.apisix.proxy_mode !== 'http',

@@ -139,9 +139,19 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
       }
     });
 
-    it('unknown plugins and non-object plugin confs', async () => {
+    it('plugin confs get their defaults; unknown plugins and non-object plugin confs are refused', async () => {
       let r = await api('PUT', '/routes/1', { uri: '/index.html', plugins: { 'limit-count': { count: 2, time_window: 60 } } });
-      assert.deepEqual([r.status, r.json], [400, { error_msg: 'unknown plugin [limit-count]' }]);
+      assert.ok(r.status < 300, r.text);
+      // The stored conf is the checked one, defaults included (t/admin/routes.t).
+      assert.deepEqual(
+        [r.json.value.plugins['limit-count'].rejected_code, r.json.value.plugins['limit-count'].key, r.json.value.plugins['limit-count'].policy],
+        [503, 'remote_addr', 'local'],
+      );
+      r = await api('PUT', '/routes/1', { uri: '/index.html', plugins: { 'limit-count': { count: -1, time_window: 60 } } });
+      assert.equal(r.status, 400);
+      assert.match(r.json.error_msg, /^failed to check the configuration of plugin limit-count err: property "count" validation failed/);
+      r = await api('PUT', '/routes/1', { uri: '/index.html', plugins: { 'no-such-plugin': {} } });
+      assert.deepEqual([r.status, r.json], [400, { error_msg: 'unknown plugin [no-such-plugin]' }]);
       r = await api('PUT', '/routes/1', { uri: '/index.html', plugins: { foo: 1 } });
       assert.deepEqual([r.status, r.json], [400, { error_msg: 'invalid plugin conf 1 for plugin [foo]' }]);
       r = await api('PUT', '/consumers', { username: 'pj', plugins: { foo: 'x' } });
@@ -262,7 +272,12 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
       r = await api('PATCH', '/consumers/jack', { desc: 'x' });
       assert.deepEqual([r.status, r.json], [405, { error_msg: 'not supported `PATCH` method for consumer' }]);
       r = await api('PUT', '/consumers/jack', { username: 'jack', plugins: { 'key-auth': { key: 'auth-one' } } });
-      assert.deepEqual([r.status, r.json], [400, { error_msg: 'invalid plugins configuration: unknown plugin [key-auth]' }]);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json.value.plugins, { 'key-auth': { key: 'auth-one' } });
+      r = await api('PUT', '/consumers/jack', { username: 'jack', plugins: { 'key-auth': {} } });
+      assert.deepEqual([r.status, r.json], [400, { error_msg: 'invalid plugins configuration: failed to check the configuration of plugin key-auth err: property "key" is required' }]);
+      r = await api('PUT', '/consumers/jack', { username: 'jack', plugins: { 'no-such-plugin': {} } });
+      assert.deepEqual([r.status, r.json], [400, { error_msg: 'invalid plugins configuration: unknown plugin [no-such-plugin]' }]);
     });
 
     it('credentials: parent, ids, list, 404 once the consumer is gone', async () => {
@@ -277,7 +292,10 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
       r = await api('PUT', '/consumers/jack/credentials', { desc: 'c' });
       assert.deepEqual([r.status, r.json], [400, { error_msg: 'missing credential id' }]);
       r = await api('PUT', '/consumers/jack/credentials/credential_b', { plugins: { 'key-auth': { key: 'k' } } });
-      assert.deepEqual(r.json, { error_msg: 'invalid plugins configuration: unknown plugin [key-auth]' });
+      assert.equal(r.status, 201);
+      r = await api('PUT', '/consumers/jack/credentials/credential_c', { plugins: { 'limit-count': { count: 1, time_window: 1 } } });
+      assert.deepEqual([r.status, r.json], [400, { error_msg: 'only supports auth type plugins in consumer credential' }]);
+      assert.equal((await api('DELETE', '/consumers/jack/credentials/credential_b')).status, 200);
       r = await api('POST', '/consumers/jack/credentials', { desc: 'c' });
       assert.deepEqual([r.status, r.json], [405, { error_msg: 'not supported `POST` method for credential' }]);
 
@@ -304,8 +322,10 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
         assert.deepEqual([r.status, r.json], [405, { error_msg: `not supported \`POST\` method for ${kind}` }]);
         r = await api('PUT', `/${res}/1`, { plugins: {} });
         assert.equal(r.status, 201);
+        r = await api('PUT', `/${res}/1`, { plugins: { 'no-such-plugin': {} } });
+        assert.deepEqual(r.json, { error_msg: 'unknown plugin [no-such-plugin]' });
         r = await api('PUT', `/${res}/1`, { plugins: { 'limit-count': {} } });
-        assert.deepEqual(r.json, { error_msg: 'unknown plugin [limit-count]' });
+        assert.match(err(r), /^failed to check the configuration of plugin limit-count err: /);
         r = await api('PUT', `/${res}/1`, {});
         assert.match(err(r), /^invalid configuration: property "plugins" is required/);
         r = await api('PUT', `/${res}`, { plugins: {} });
@@ -439,12 +459,21 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
       }
     });
 
-    it('plugins endpoints with no plugins', async () => {
+    it('plugins endpoints', async () => {
       let r = await api('GET', '/plugins/list');
-      assert.deepEqual([r.status, r.json], [200, []]);
+      assert.equal(r.status, 200);
+      for (const name of ['key-auth', 'limit-count', 'proxy-rewrite', 'cors']) assert.ok(r.json.includes(name), name);
+      // highest priority first
+      assert.ok(r.json.indexOf('real-ip') < r.json.indexOf('cors') && r.json.indexOf('cors') < r.json.indexOf('key-auth'));
       r = await api('GET', '/plugins/list?subsystem=xx');
       assert.deepEqual([r.status, r.text], [400, 'invalid subsystem passed\n']);
       r = await api('GET', '/plugins/limit-count');
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json.required, ['count', 'time_window']);
+      assert.ok(r.json.properties._meta);
+      r = await api('GET', '/plugins/key-auth?schema_type=consumer');
+      assert.deepEqual(r.json.required, ['key']);
+      r = await api('GET', '/plugins/no-such-plugin');
       assert.deepEqual([r.status, r.json], [404, { error_msg: 'plugin not found in subsystem http' }]);
       r = await api('GET', '/schema/plugins/no-exist');
       assert.equal(r.status, 404);

@@ -1,7 +1,10 @@
 // An Admin API client for tests: one request, the whole answer (status, headers, text and parsed JSON).
 import http from 'node:http';
 import { startAdminServer, type AdminServer } from '../../src/admin/index.ts';
-import { RESOURCE_KINDS, type ResourceKind } from '../../src/model/index.ts';
+import { adminPluginHooks } from '../../src/cli/admin.ts';
+import { DEFAULT_PLUGINS } from '../../src/conf/defaults.ts';
+import { isServedKind } from '../../src/model/index.ts';
+import { loadPlugins, PluginCatalog } from '../../src/plugins/registry.ts';
 import { checkResource } from '../../src/snapshot/check.ts';
 import type { ConfigStore } from '../../src/store/types.ts';
 
@@ -57,10 +60,12 @@ export function adminCall(port: number, method: string, path: string, options: A
 
 /**
  * An in-process Admin API on 127.0.0.1 (port 0) over `store`, configured as a default node: the admin
- * key, loopback allow-list, CORS, and the data-plane checks for the kinds the proxy serves.
+ * key, loopback allow-list, CORS, APISIX's default plugin list over the builtin plugins, and the
+ * data-plane checks.
  */
-export function startTestAdmin(store: ConfigStore, options: { streamEnabled?: boolean } = {}): Promise<AdminServer> {
-  const served = new Set<string>(RESOURCE_KINDS);
+export async function startTestAdmin(store: ConfigStore, options: { streamEnabled?: boolean } = {}): Promise<AdminServer> {
+  const { plugins } = await loadPlugins();
+  const catalog = new PluginCatalog(plugins, DEFAULT_PLUGINS);
   return startAdminServer({
     ip: '127.0.0.1',
     port: 0,
@@ -73,9 +78,9 @@ export function startTestAdmin(store: ConfigStore, options: { streamEnabled?: bo
       enable_admin_cors: true,
       admin_api_version: 'v3',
     },
-    pluginNames: () => [],
+    ...adminPluginHooks(() => catalog),
     log: () => {},
-    check: (kind, _id, value) => (served.has(kind) ? checkResource(kind as ResourceKind, value) : undefined),
+    check: (kind, id, value) => (isServedKind(kind) ? checkResource(kind, value, { catalog, id }) : undefined),
     streamEnabled: options.streamEnabled ?? true,
   });
 }
