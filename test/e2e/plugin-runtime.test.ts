@@ -3,71 +3,23 @@
 // global rules, consumers, `_meta`, async phases and body filters, metadata, shared memory, schema
 // errors and reload.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_KEY, adminCall, type AdminReply } from '../helpers/admin.ts';
-import { freePort, REPO, request, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
+import { adminCall, startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
+import { REPO, request, startGateway, startUpstream, waitFor, type Upstream } from '../helpers/gateway.ts';
 
 const FIXTURES = join(REPO, 'test/fixtures/runtime-plugins');
 const TEST_PLUGINS = ['test-auth', 'mark-high', 'mark-low', 'slow-upper', 'greeting'];
 
-interface Node {
-  gw: Gateway;
-  adminPort: number;
-  dataDir: string;
+type Node = AdminGateway;
+
+function startNode(plugins: string[], workers = 2): Promise<Node> {
+  return startAdminGateway({ workers, config: { apisix: { extra_plugin_dir: FIXTURES }, plugins } });
 }
 
-async function startNode(plugins: string[], workers = 2): Promise<Node> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'causeway-data-'));
-  const adminPort = await freePort();
-  const gw = await startGateway({
-    workers,
-    config: {
-      apisix: { extra_plugin_dir: FIXTURES },
-      plugins,
-      deployment: {
-        role: 'traditional',
-        role_traditional: { config_provider: 'embedded' },
-        embedded: { data_dir: dataDir },
-        admin: { admin_listen: { ip: '127.0.0.1', port: adminPort }, admin_key: [{ name: 'admin', key: ADMIN_KEY, role: 'admin' }] },
-      },
-    },
-  });
-  return { gw, adminPort, dataDir };
-}
-
-async function stopNode(node: Node | undefined): Promise<void> {
-  if (!node) return;
-  await node.gw.stop();
-  rmSync(node.dataDir, { recursive: true, force: true });
-}
-
-/** An Admin API write that must succeed; resolves once every worker serves it. */
-async function put(node: Node, path: string, body: unknown): Promise<AdminReply> {
-  const r = await adminCall(node.adminPort, 'PUT', path, { body });
-  assert.ok(r.status === 200 || r.status === 201, `PUT ${path}: ${r.status} ${r.text}`);
-  // A write answers {key, value}; the read gives the revision the workers must reach.
-  const read = await adminCall(node.adminPort, 'GET', path);
-  await synced(node, read.json.modifiedIndex);
-  return r;
-}
-
-async function del(node: Node, path: string): Promise<void> {
-  const r = await adminCall(node.adminPort, 'DELETE', path);
-  assert.equal(r.status, 200, `DELETE ${path}: ${r.text}`);
-  await waitFor(async () => (await adminCall(node.adminPort, 'GET', path)).status === 404, 5000, `${path} gone`);
-  await synced(node, 0);
-}
-
-/** Waits until the node's config version reached `revision` (0: any newer write) on every worker. */
-async function synced(node: Node, revision: number): Promise<void> {
-  await waitFor(async () => {
-    const s = JSON.parse((await request(`http://127.0.0.1:${node.gw.statusPort}/status/config`)).body);
-    return s.version >= revision && s.workers.every((w: { version: number }) => w.version >= s.version);
-  }, 10_000, `config revision ${revision} on every worker`);
-}
+const put = (node: Node, path: string, body: unknown) => node.put(path, body);
+const del = (node: Node, path: string) => node.del(path);
 
 function upstreamOf(up: Upstream) {
   return { type: 'roundrobin', nodes: { [up.node]: 1 } };
@@ -88,7 +40,7 @@ describe('plugin runtime', () => {
   });
 
   after(async () => {
-    await stopNode(node);
+    await node?.stop();
     await up?.close();
   });
 
@@ -318,7 +270,7 @@ describe('plugin runtime: reload and the standalone file', () => {
       await put(node, '/routes/r', { uri: '/r', plugins: { 'mark-low': {} }, upstream: upstreamOf(up) });
       await waitFor(async () => traceSeen((await request(node.gw.url('/r'))).body) === 'mark-low.rewrite,mark-low.access,mark-low.before_proxy', 10_000, 'workers run mark-low');
     } finally {
-      await stopNode(node);
+      await node?.stop();
     }
   });
 

@@ -1,5 +1,8 @@
 // An Admin API client for tests: one request, the whole answer (status, headers, text and parsed JSON).
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startAdminServer, type AdminServer } from '../../src/admin/index.ts';
 import { adminPluginHooks } from '../../src/cli/admin.ts';
 import { DEFAULT_PLUGINS } from '../../src/conf/defaults.ts';
@@ -7,6 +10,7 @@ import { isServedKind } from '../../src/model/index.ts';
 import { loadPlugins, PluginCatalog } from '../../src/plugins/registry.ts';
 import { checkResource } from '../../src/snapshot/check.ts';
 import type { ConfigStore } from '../../src/store/types.ts';
+import { freePort, request, startGateway, waitFor, type Gateway, type GatewayOptions } from './gateway.ts';
 
 export const ADMIN_KEY = 'edd1c9f034335f136f87ad84b625c8f1';
 
@@ -83,4 +87,65 @@ export async function startTestAdmin(store: ConfigStore, options: { streamEnable
     check: (kind, id, value) => (isServedKind(kind) ? checkResource(kind, value, { catalog, id }) : undefined),
     streamEnabled: options.streamEnabled ?? true,
   });
+}
+
+/** A gateway in the traditional role on its own embedded store, with the Admin API on a free port. */
+export interface AdminGateway {
+  gw: Gateway;
+  adminPort: number;
+  dataDir: string;
+  /** An Admin API call (`path` relative to /apisix/admin). */
+  call(method: string, path: string, body?: unknown): Promise<AdminReply>;
+  /** A write that must succeed; resolves once every worker serves it. */
+  put(path: string, body: unknown): Promise<AdminReply>;
+  /** A delete that must succeed; resolves once every worker serves without it. */
+  del(path: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startAdminGateway(options: GatewayOptions = {}): Promise<AdminGateway> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'causeway-data-'));
+  const adminPort = await freePort();
+  const gw = await startGateway({
+    ...options,
+    config: {
+      ...options.config,
+      deployment: {
+        role: 'traditional',
+        role_traditional: { config_provider: 'embedded' },
+        embedded: { data_dir: dataDir },
+        admin: { admin_listen: { ip: '127.0.0.1', port: adminPort }, admin_key: [{ name: 'admin', key: ADMIN_KEY, role: 'admin' }] },
+      },
+    },
+  });
+  const call = (method: string, path: string, body?: unknown) => adminCall(adminPort, method, path, body === undefined ? {} : { body });
+  /** Every worker serves the node's config version, and it reached `revision`. */
+  const synced = (revision: number) =>
+    waitFor(async () => {
+      const s = JSON.parse((await request(`http://127.0.0.1:${gw.statusPort}/status/config`)).body);
+      return s.version >= revision && s.workers.every((w: { version: number }) => w.version >= s.version);
+    }, 10_000, `config revision ${revision} on every worker`);
+  return {
+    gw,
+    adminPort,
+    dataDir,
+    call,
+    async put(path, body) {
+      const r = await call('PUT', path, body);
+      if (r.status !== 200 && r.status !== 201) throw new Error(`PUT ${path}: ${r.status} ${r.text}`);
+      // A write answers {key, value}; the read gives the revision the workers must reach.
+      await synced((await call('GET', path)).json.modifiedIndex);
+      return r;
+    },
+    async del(path) {
+      const before = JSON.parse((await request(`http://127.0.0.1:${gw.statusPort}/status/config`)).body).version;
+      const r = await call('DELETE', path);
+      if (r.status !== 200) throw new Error(`DELETE ${path}: ${r.status} ${r.text}`);
+      await synced(before + 1);
+    },
+    async stop() {
+      await gw.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
