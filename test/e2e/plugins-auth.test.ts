@@ -6,13 +6,11 @@
 import assert from 'node:assert/strict';
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
-import { adminCall, ADMIN_KEY } from '../helpers/admin.ts';
+import { adminCall, startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
 import { freePort, request, startGateway, startUpstream, waitFor, type Gateway, type Reply, type Upstream } from '../helpers/gateway.ts';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -583,31 +581,20 @@ describe('auth plugins (standalone file)', () => {
 });
 
 describe('auth plugins (Admin API)', () => {
-  let dataDir: string;
+  let node: AdminGateway;
   let adminPort: number;
   let gw: Gateway;
   let up: Upstream;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'causeway-auth-'));
-    adminPort = await freePort();
     up = await startUpstream();
-    gw = await startGateway({
-      config: {
-        deployment: {
-          role: 'traditional',
-          role_traditional: { config_provider: 'embedded' },
-          embedded: { data_dir: dataDir },
-          admin: { admin_listen: { ip: '127.0.0.1', port: adminPort }, admin_key: [{ name: 'admin', key: ADMIN_KEY, role: 'admin' }] },
-        },
-      },
-    });
+    node = await startAdminGateway();
+    ({ gw, adminPort } = node);
   });
 
   after(async () => {
-    await gw?.stop();
+    await node?.stop();
     await up?.close();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   const put = (path: string, body: unknown) => adminCall(adminPort, 'PUT', path, { body });

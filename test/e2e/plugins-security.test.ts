@@ -3,11 +3,8 @@
 // and bodies come from APISIX's t/plugin/<name>*.t and its plugin docs.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { adminCall, ADMIN_KEY } from '../helpers/admin.ts';
+import { adminCall, startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
 import { freePort, serverTracker, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
 import { apply, NOT_FOUND_BODY, upstreamOf } from '../helpers/routing.ts';
 
@@ -515,25 +512,14 @@ describe('security plugins', () => {
 describe('security plugin confs refused by the Admin API', () => {
   let gw: Gateway;
   let adminPort: number;
-  let dataDir: string;
+  let node: AdminGateway;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'causeway-data-'));
-    adminPort = await freePort();
-    gw = await startGateway({
-      config: {
-        deployment: {
-          role: 'traditional',
-          role_traditional: { config_provider: 'embedded' },
-          embedded: { data_dir: dataDir },
-          admin: { admin_listen: { ip: '127.0.0.1', port: adminPort }, admin_key: [{ name: 'admin', key: ADMIN_KEY, role: 'admin' }] },
-        },
-      },
-    });
+    node = await startAdminGateway();
+    ({ gw, adminPort } = node);
   });
   after(async () => {
-    await gw?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await node?.stop();
   });
 
   async function refused(name: string, conf: unknown, message: string): Promise<void> {

@@ -3,13 +3,12 @@
 // the traditional role for Admin API refusals. Cases follow apache/apisix t/plugin/traffic-split*.t,
 // proxy-mirror.t, fault-injection.t, mocking.t and redirect.t.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { adminCall, ADMIN_KEY } from '../helpers/admin.ts';
+import { adminCall, startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
 import { freePort, REPO, request, serverTracker, startGateway, startRawUpstream, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
 import { apply, send, upstreamOf } from '../helpers/routing.ts';
 
@@ -673,32 +672,20 @@ describe('traffic plugins on a standalone gateway', () => {
 });
 
 describe('traffic plugins through the Admin API', () => {
-  let dataDir: string;
+  let node: AdminGateway;
   let adminPort: number;
   let gw: Gateway;
   let up: Upstream;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'causeway-traffic-'));
-    adminPort = await freePort();
     up = await startUpstream();
-    gw = await startGateway({
-      config: {
-        deployment: {
-          role: 'traditional',
-          role_traditional: { config_provider: 'embedded' },
-          embedded: { data_dir: dataDir },
-          admin: { admin_listen: { ip: '127.0.0.1', port: adminPort }, admin_key: [{ name: 'admin', key: ADMIN_KEY, role: 'admin' }] },
-        },
-        plugin_attr: { redirect: { https_port: 8443 } },
-      },
-    });
+    node = await startAdminGateway({ config: { plugin_attr: { redirect: { https_port: 8443 } } } });
+    ({ gw, adminPort } = node);
   });
 
   after(async () => {
-    await gw?.stop();
+    await node?.stop();
     await up?.close();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   const route = (plugins: Record<string, unknown>) => ({ uri: '/hello', plugins, upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } } });
