@@ -71,6 +71,22 @@ describe('several nodes sharing one etcd', () => {
     await waitFor(async () => (await request(dp.url('/cpdp'))).status === 200, 5000, 'data plane serving the route');
   });
 
+  it('consumers, credentials and plugins written on the control plane are enforced by the data plane', async () => {
+    assert.equal((await admin(cpAdmin, 'PUT', '/consumers/jack', { username: 'jack', plugins: { 'key-auth': { key: 'jack-key' } } })).status, 201);
+    assert.equal((await admin(cpAdmin, 'PUT', '/consumers/jack/credentials/c1', { plugins: { 'key-auth': { key: 'cred-key' } } })).status, 201);
+    const body = { ...route('/cpdp-auth', up), plugins: { 'key-auth': {}, 'proxy-rewrite': { headers: { set: { 'X-From': 'dp' } } } } };
+    assert.equal((await admin(cpAdmin, 'PUT', '/routes/auth', body)).status, 201);
+    await waitFor(async () => (await request(dp.url('/cpdp-auth'))).status === 401, 5000, 'data plane enforcing key-auth');
+    const r = await request(dp.url('/cpdp-auth'), { headers: { apikey: 'cred-key' } });
+    assert.equal(r.status, 200);
+    const seen = JSON.parse(r.body).headers;
+    assert.deepEqual([seen['x-consumer-username'], seen['x-credential-identifier'], seen['x-from']], ['jack', 'c1', 'dp']);
+    // Deleting the credential on the control plane revokes its key on the data plane.
+    assert.equal((await admin(cpAdmin, 'DELETE', '/consumers/jack/credentials/c1')).status, 200);
+    await waitFor(async () => (await request(dp.url('/cpdp-auth'), { headers: { apikey: 'cred-key' } })).status === 401, 5000, 'the credential revoked');
+    assert.equal((await request(dp.url('/cpdp-auth'), { headers: { apikey: 'jack-key' } })).status, 200);
+  });
+
   it('stores APISIX keys and JSON values in etcd', async () => {
     const res = await etcdApi<{ kvs?: Array<{ key: string; value: string }> }>(etcd.endpoint, '/v3/kv/range', { key: Buffer.from(`${prefix}/routes/1`).toString('base64') });
     assert.equal(res.kvs?.length, 1);
