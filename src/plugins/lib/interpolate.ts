@@ -46,11 +46,6 @@ export class Template {
     this.constant = this.#parts.length === 0 ? '' : this.#parts.length === 1 && this.#parts[0].kind === LITERAL ? this.#parts[0].text : undefined;
   }
 
-  /** True when some part reads a regex capture. */
-  get usesCaptures(): boolean {
-    return this.#parts.some((p) => p.kind === CAPTURE);
-  }
-
   render(vars: VarSource, captures?: Captures, escape?: Escaper): string {
     if (this.constant !== undefined) return this.constant;
     let out = '';

@@ -101,6 +101,36 @@ function translatePattern(pattern: string, multiline: boolean): string {
   return out;
 }
 
+/** PCRE's extended mode: unescaped whitespace and `#` comments outside classes are not part of the pattern. */
+function stripExtended(pattern: string): string {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i];
+    if (ch === '\\' && i + 1 < pattern.length) {
+      out += ch + pattern[++i];
+      continue;
+    }
+    if (inClass) {
+      if (ch === ']') inClass = false;
+      out += ch;
+      continue;
+    }
+    if (ch === '[') {
+      inClass = true;
+      out += ch;
+      continue;
+    }
+    if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v') continue;
+    if (ch === '#') {
+      while (i + 1 < pattern.length && pattern[i + 1] !== '\n') i++;
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
 /** A compiled replacement: gets the match (`[0]` whole, `[n]` groups) and returns the text to put in its place. */
 export type Replacement = (match: ArrayLike<string | undefined>) => string;
 
