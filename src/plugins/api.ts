@@ -169,7 +169,9 @@ export interface PluginContext {
 export interface SharedTable {
   /**
    * Runs `fn` on the entry for `key` under the entry's lock and returns its result. `values` holds
-   * four numbers, zero for a new or expired entry; `ttlMs` (re)sets when the entry expires, 0 = keep.
+   * four numbers, zero for a new or expired entry; `ttlMs` (re)sets when the entry expires; 0 keeps
+   * the current expiry (a new entry then lives 60 s). The table holds 65,536 entries per node; when
+   * full, the entry closest to expiring gives way.
    * Keep `fn` short and synchronous: other workers wait on the lock.
    */
   update<R>(key: string, fn: (values: Float64Array, now: number) => R, ttlMs: number): R;
@@ -214,6 +216,12 @@ export interface PluginDefinition<C = any, S = any, I = any> {
   scope?: 'global';
   /** `prefer_route`: the global-rule copy is skipped when the route has the plugin too. */
   runPolicy?: 'prefer_route';
+  /**
+   * An output encoder (gzip): its header_filter and body_filter run after every other plugin's,
+   * global rules' included, as nginx's output filters run after APISIX's plugins, so other plugins
+   * see and change the plain body.
+   */
+  outputFilter?: boolean;
   /** Checks beyond the schema; returns the error text. `kind` says which schema applied. */
   check?(conf: C, kind: 'route' | 'consumer' | 'metadata'): string | undefined;
   /** Builds the per-instance state once per config version (compiled regexes, parsed keys). */

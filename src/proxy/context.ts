@@ -83,6 +83,9 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   upstreamStatus: number | undefined;
   /** `$upstream_status` when more than one try was made (`502, 200`); undefined after a single try. */
   upstreamStatusList: string | undefined;
+  /** Milliseconds from the last try's start to the upstream's response head / its end. */
+  upstreamHeaderTime: number | undefined;
+  upstreamResponseTime: number | undefined;
   /** Why the gateway ended the request itself (for the error log). */
   failureReason: string | undefined;
   #args: Map<string, string | string[]> | undefined;
@@ -278,6 +281,13 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
         return this.#response?.status ? String(this.#response.status) : undefined;
       case 'upstream_uri':
         return this.upstreamUri;
+      case 'upstream_response_time':
+        // nginx's seconds with millisecond resolution
+        return this.upstreamResponseTime === undefined ? undefined : (this.upstreamResponseTime / 1000).toFixed(3);
+      case 'upstream_header_time':
+        return this.upstreamHeaderTime === undefined ? undefined : (this.upstreamHeaderTime / 1000).toFixed(3);
+      case 'request_time':
+        return ((performance.now() - this.startTime) / 1000).toFixed(3);
       case 'request_id':
         // nginx's $request_id: 16 random bytes as hex, fixed for the request.
         return (this.#requestId ??= randomBytes(16).toString('hex'));

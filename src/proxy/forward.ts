@@ -80,6 +80,8 @@ export class Exchange implements ConnectionOwner {
   /** `$upstream_status` of the failed tries so far (`502, 504, `); '' while none failed. */
   #failedStatuses = '';
   #pickFailed = false;
+  /** When the current try was started (for `$upstream_response_time`). */
+  #sentAt = 0;
 
   constructor(ctx: RequestContext, upstream: CompiledUpstream, timeouts: TimeoutsMs, settings: ForwardSettings, onDone?: ForwardDone, run?: PluginRun) {
     this.ctx = ctx;
@@ -155,6 +157,7 @@ export class Exchange implements ConnectionOwner {
     conn.attach(this, this.#headOnly);
     // connect timeout until connected, then send timeout while the body streams, then read timeout.
     conn.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
+    this.#sentAt = performance.now();
     this.#writeHead(conn, node);
     if (conn.connected) this.#startBody();
   }
@@ -372,6 +375,7 @@ export class Exchange implements ConnectionOwner {
 
   onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {
     this.#responded = true;
+    this.ctx.upstreamHeaderTime = performance.now() - this.#sentAt;
     this.ctx.upstreamStatus = status;
     const res = this.res;
     const headers = downstreamResponseHeaders(rawHeaders);
@@ -458,7 +462,13 @@ export class Exchange implements ConnectionOwner {
     this.#resumeUpstream();
     const conn = this.#conn!;
     this.#conn = undefined;
+    this.ctx.upstreamResponseTime = performance.now() - this.#sentAt;
     if (this.#node) this.upstream.balancer.finished?.(this.#node, performance.now() - this.#attemptStart, false);
+    // An async body filter may still hold the socket paused: a pooled connection must flow.
+    if (this.#pipeHold) {
+      this.#pipeHold = false;
+      conn.socket.resume();
+    }
     // The connection can carry another request only if our request went out completely.
     conn.detach(this.#bodySentThisAttempt);
     this.#finish();

@@ -155,27 +155,40 @@ export class PluginRun {
 
   #eachFilter(phase: 'header_filter' | 'log'): void {
     const ctx = this.ctx;
+    for (const inst of this.#filterOrder(phase)) {
+      try {
+        const r = inst[phase]!(ctx, inst.conf, inst.state);
+        if (isPromise(r)) r.catch((err) => log('error', `plugin ${inst.name} failed in ${phase}: ${(err as Error)?.stack ?? err}`));
+      } catch (err) {
+        log('error', `plugin ${inst.name} failed in ${phase}: ${(err as Error)?.stack ?? err}`);
+      }
+    }
+  }
+
+  /**
+   * The active instances of a response phase: global rules first, then the route; output encoders
+   * (gzip) after all of them.
+   */
+  #filterOrder(phase: 'header_filter' | 'body_filter' | 'log'): PluginInstance[] {
+    const out: PluginInstance[] = [];
+    let encoders: PluginInstance[] | undefined;
     for (const [chain, isGlobal] of [[this.global, true], [this.route, false]] as const) {
       if (!chain) continue;
       for (const inst of chain[phase]) {
         if (!this.#active(inst, isGlobal)) continue;
-        try {
-          const r = inst[phase]!(ctx, inst.conf, inst.state);
-          if (isPromise(r)) r.catch((err) => log('error', `plugin ${inst.name} failed in ${phase}: ${(err as Error)?.stack ?? err}`));
-        } catch (err) {
-          log('error', `plugin ${inst.name} failed in ${phase}: ${(err as Error)?.stack ?? err}`);
-        }
+        if (inst.plugin.def.outputFilter && phase !== 'log') (encoders ??= []).push(inst);
+        else out.push(inst);
       }
     }
+    if (encoders) out.push(...encoders);
+    return out;
   }
 
   /** The body filters of every chain, in order, as one pipe; undefined when there are none. */
   bodyPipe(): BodyPipe | undefined {
     if (!this.hasBodyFilters) return undefined;
-    const list: Array<[PluginInstance, boolean]> = [];
-    for (const inst of this.global?.body_filter ?? []) if (this.#active(inst, true)) list.push([inst, true]);
-    for (const inst of this.route?.body_filter ?? []) if (this.#active(inst, false)) list.push([inst, false]);
-    return list.length ? new BodyPipe(this.ctx, list.map(([i]) => i)) : undefined;
+    const list = this.#filterOrder('body_filter');
+    return list.length ? new BodyPipe(this.ctx, list) : undefined;
   }
 }
 
