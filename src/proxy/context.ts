@@ -139,6 +139,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
 
   setHeader(name: string, value: string | undefined): void {
     const lower = name.toLowerCase();
+    // Removing a header the client did not send and no plugin set changes nothing.
+    if (value === undefined && this.req.headers[lower] === undefined && !this.headerEdits?.has(lower)) return;
     (this.headerEdits ??= new Map()).set(lower, { name, value });
     // Later reads (`http_*` variables, other plugins) see the change.
     if (value === undefined) delete this.req.headers[lower];

@@ -15,6 +15,7 @@ import { hasStockPage, htmlErrorPage } from './responses.ts';
 export type { PhaseExit } from '../plugins/api.ts';
 
 type Outcome = PhaseExit | undefined;
+const NONE: readonly PluginInstance[] = [];
 type MaybeOutcome = Outcome | Promise<Outcome>;
 type CallPhase = 'rewrite' | 'access' | 'before_proxy';
 
@@ -169,7 +170,10 @@ export class PluginRun {
    * The active instances of a response phase: global rules first, then the route; output encoders
    * (gzip) after all of them.
    */
-  #filterOrder(phase: 'header_filter' | 'body_filter' | 'log'): PluginInstance[] {
+  #filterOrder(phase: 'header_filter' | 'body_filter' | 'log'): readonly PluginInstance[] {
+    const globalList = this.global?.[phase];
+    const routeList = this.route?.[phase];
+    if (!globalList?.length && !routeList?.length) return NONE;
     const out: PluginInstance[] = [];
     let encoders: PluginInstance[] | undefined;
     for (const [chain, isGlobal] of [[this.global, true], [this.route, false]] as const) {

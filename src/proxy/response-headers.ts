@@ -19,9 +19,10 @@ export class HeaderList implements ResponseHeaders {
 
   get(name: string): string | undefined {
     const lower = name.toLowerCase();
+    const flat = this.flat;
     let out: string | undefined;
-    for (let i = 0; i < this.flat.length; i += 2) {
-      if (this.flat[i].toLowerCase() === lower) out = out === undefined ? this.flat[i + 1] : `${out}, ${this.flat[i + 1]}`;
+    for (let i = 0; i < flat.length; i += 2) {
+      if (sameName(flat[i], lower)) out = out === undefined ? flat[i + 1] : `${out}, ${flat[i + 1]}`;
     }
     return out;
   }
@@ -74,10 +75,15 @@ export class HeaderList implements ResponseHeaders {
     const flat = this.flat;
     let w = 0;
     for (let r = 0; r < flat.length; r += 2) {
-      if (flat[r].toLowerCase() === lower) continue;
+      if (sameName(flat[r], lower)) continue;
       flat[w++] = flat[r];
       flat[w++] = flat[r + 1];
     }
     flat.length = w;
   }
+}
+
+/** Header name equality without lower-casing names that cannot match (most of them differ in length). */
+function sameName(name: string, lower: string): boolean {
+  return name.length === lower.length && (name === lower || name.toLowerCase() === lower);
 }

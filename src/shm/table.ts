@@ -28,8 +28,9 @@ export class SharedMemoryTable {
   }
 
   update<R>(key: string, fn: (values: Float64Array, now: number) => R, ttlMs: number): R {
-    const a = hash(key, 0x811c9dc5);
-    const b = hash(key, 0x01000193) | 1; // never 0: 0 marks an empty slot
+    hashPair(key);
+    const a = pair[0];
+    const b = pair[1] | 1; // never 0: 0 marks an empty slot
     const now = Date.now();
     const slot = this.#lockSlot(a, b, now);
     const meta = this.#meta;
@@ -98,12 +99,22 @@ export class SharedMemoryTable {
   }
 }
 
-function hash(text: string, seed: number): number {
-  let h = seed;
+const pair = new Int32Array(2);
+
+/** Two independent 32-bit hashes of `text` (FNV-1a with two seeds, then a murmur finaliser) in one pass, into `pair`. */
+function hashPair(text: string): void {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
   for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x01000193);
   }
+  pair[0] = finalise(h1);
+  pair[1] = finalise(h2);
+}
+
+function finalise(h: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0x5bd1e995);
   return (h ^ (h >>> 15)) | 0;

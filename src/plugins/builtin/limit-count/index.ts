@@ -105,6 +105,7 @@ interface State {
   table: SharedTable | undefined;
   windowMs: number;
   outcome: Outcome;
+  countStep: (values: Float64Array, now: number) => void;
   redis: RedisHandle | undefined;
   env: CompileEnv;
   logFailure: (level: 'error', message: string) => void;
@@ -122,28 +123,29 @@ if ttl < 0 then
 end
 return {redis.call('incrby', KEYS[1], ARGV[3]), ttl}`);
 
+/**
+ * The fixed-window step run under the shared entry's lock (values: [requests counted, window end
+ * in ms]); made once per instance so a request allocates no closure. Writes into `outcome`.
+ */
+function windowCounter(count: number, windowMs: number, outcome: Outcome): (values: Float64Array, now: number) => void {
+  return (values, now) => {
+    if (values[1] <= now) {
+      values[0] = 0;
+      values[1] = now + windowMs;
+    }
+    outcome.reset = Math.ceil((values[1] - now) / 1000);
+    if (values[0] >= count) {
+      outcome.remaining = -1;
+      return;
+    }
+    values[0] += 1;
+    outcome.remaining = count - values[0];
+  };
+}
+
 function countLocally(state: State, key: string): Outcome {
-  const { outcome, windowMs } = state;
-  const count = state.conf.count;
-  state.table!.update(
-    key,
-    (values, now) => {
-      // values: [requests counted, window end (ms)]
-      if (values[1] <= now) {
-        values[0] = 0;
-        values[1] = now + windowMs;
-      }
-      outcome.reset = Math.ceil((values[1] - now) / 1000);
-      if (values[0] >= count) {
-        outcome.remaining = -1;
-        return;
-      }
-      values[0] += 1;
-      outcome.remaining = count - values[0];
-    },
-    windowMs,
-  );
-  return outcome;
+  state.table!.update(key, state.countStep, state.windowMs);
+  return state.outcome;
 }
 
 function setQuotaHeaders(ctx: PluginContext, conf: LimitCountConf, remaining: number, reset: number): void {
@@ -189,13 +191,15 @@ export default definePlugin<LimitCountConf, State>({
     return checkGroup(conf);
   },
   compile(conf, env) {
+    const outcome = { remaining: 0, reset: 0 };
     return {
       conf,
       keyOf: compileRequestKey(conf.key_type, conf.key),
       scope: conf.group !== undefined ? `${conf.group}:` : `${instancePrefix(env, conf)}:`,
       table: conf.policy === 'local' ? env.sharedTable(NAME) : undefined,
       windowMs: conf.time_window * 1000,
-      outcome: { remaining: 0, reset: 0 },
+      outcome,
+      countStep: windowCounter(conf.count, conf.time_window * 1000, outcome),
       redis: undefined,
       env,
       logFailure: throttledLog(env.log),
