@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { adminCall, ADMIN_KEY } from '../helpers/admin.ts';
+import { adminCall, startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
 import { freePort, request, startGateway, startUpstream, waitFor, type Gateway, type Reply, type Upstream } from '../helpers/gateway.ts';
 
 const run = promisify(execFile);
@@ -649,27 +649,16 @@ describe('limit plugins through the Admin API', () => {
   let gw: Gateway;
   let up: Upstream;
   let adminPort: number;
-  let dataDir: string;
+  let node: AdminGateway;
 
   before(async () => {
     up = await startUpstream();
-    adminPort = await freePort();
-    dataDir = mkdtempSync(join(tmpdir(), 'causeway-data-'));
-    gw = await startGateway({
-      config: {
-        deployment: {
-          role: 'traditional',
-          role_traditional: { config_provider: 'embedded' },
-          embedded: { data_dir: dataDir },
-          admin: { admin_listen: { ip: '127.0.0.1', port: adminPort }, admin_key: [{ name: 'admin', key: ADMIN_KEY, role: 'admin' }] },
-        },
-      },
-    });
+    node = await startAdminGateway();
+    ({ gw, adminPort } = node);
   });
   after(async () => {
-    await gw?.stop();
+    await node?.stop();
     await up?.close();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   async function refused(plugin: string, conf: unknown, message: string, path = '/routes/bad'): Promise<void> {

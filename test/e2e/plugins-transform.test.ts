@@ -3,12 +3,9 @@
 // real upstreams on loopback. Expectations follow APISIX's t/plugin/<name>*.t.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createGunzip, gunzipSync } from 'node:zlib';
-import { adminCall } from '../helpers/admin.ts';
+import { adminCall, startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
 import { freePort, rawExchange, parseRawResponses, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
 import { apply, upstreamOf } from '../helpers/routing.ts';
 
@@ -663,25 +660,14 @@ describe('transform plugins on the declarative file', () => {
 describe('transform plugins through the Admin API (exact 400 messages)', () => {
   let gw: Gateway;
   let adminPort: number;
-  let dataDir: string;
+  let node: AdminGateway;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'causeway-transform-'));
-    adminPort = await freePort();
-    gw = await startGateway({
-      config: {
-        deployment: {
-          role: 'traditional',
-          role_traditional: { config_provider: 'embedded' },
-          embedded: { data_dir: dataDir },
-          admin: { admin_listen: { ip: '127.0.0.1', port: adminPort }, admin_key: [{ name: 'admin', key: 'edd1c9f034335f136f87ad84b625c8f1', role: 'admin' }] },
-        },
-      },
-    });
+    node = await startAdminGateway();
+    ({ gw, adminPort } = node);
   });
   after(async () => {
-    await gw?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await node?.stop();
   });
 
   async function refused(plugins: Record<string, unknown>): Promise<string> {

@@ -3,7 +3,8 @@
 // prefix that keeps one configured instance's counters apart from another's, and the redis_* part
 // of their schemas (apache/apisix: apisix/utils/redis-schema.lua).
 import { createHash } from 'node:crypto';
-import type { CompileEnv, JsonSchema, PluginContext } from '../api.ts';
+import type { CompileEnv, JsonSchema, PluginContext, SharedTable } from '../api.ts';
+import type { RedisHandle } from './redis.ts';
 import { compileTemplate } from './interpolate.ts';
 
 export type KeyType = 'var' | 'var_combination' | 'constant';
@@ -88,6 +89,36 @@ export function stableJson(value: unknown): string {
     return `{${entries.join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
+}
+
+// ---------------------------------------------------------------------------------------------
+// What every limiter's compiled state starts with
+
+/** The parts of a limiter's state that limit-count, limit-req and limit-conn share. */
+export interface LimiterState<C> {
+  conf: C;
+  /** The request's key (`key_type` / `key`). */
+  keyOf: (ctx: PluginContext) => string;
+  /** Put before the request's key: this instance's resource and conf. */
+  scope: string;
+  /** The node-wide table for `policy: local`; undefined for the Redis policies. */
+  table: SharedTable | undefined;
+  /** Created on first use by the Redis policies. */
+  redis: RedisHandle | undefined;
+  env: CompileEnv;
+  logFailure: ReturnType<typeof throttledLog>;
+}
+
+export function limiterState<C extends { key_type: KeyType; key: string; policy: string }>(name: string, conf: C, env: CompileEnv): LimiterState<C> {
+  return {
+    conf,
+    keyOf: compileRequestKey(conf.key_type, conf.key),
+    scope: `${instancePrefix(env, conf)}:`,
+    table: conf.policy === 'local' ? env.sharedTable(name) : undefined,
+    redis: undefined,
+    env,
+    logFailure: throttledLog(env.log),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@
 // with requests in flight.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { definePlugin, type CompileEnv, type PhaseExit, type PluginContext, type SharedTable } from '../../api.ts';
-import { compileRequestKey, instancePrefix, rejection, sleep, throttledLog, withRedisPolicy, type KeyType } from '../../lib/limit.ts';
-import { closeRedisClients, LuaScript, redisFor, runScript, withTimeout, type RedisHandle, type RedisPolicyConf } from '../../lib/redis.ts';
+import { definePlugin, type PhaseExit, type PluginContext } from '../../api.ts';
+import { type KeyType, limiterState, type LimiterState, rejection, sleep, withRedisPolicy } from '../../lib/limit.ts';
+import { closeRedisClients, LuaScript, redisFor, runScript, withTimeout, type RedisPolicyConf } from '../../lib/redis.ts';
 
 const NAME = 'limit-conn';
 
@@ -45,11 +45,7 @@ const schema = withRedisPolicy({
   required: ['conn', 'burst', 'default_conn_delay', 'key'],
 });
 
-interface State {
-  conf: LimitConnConf;
-  keyOf: (ctx: PluginContext) => string;
-  scope: string;
-  table: SharedTable | undefined;
+interface State extends LimiterState<LimitConnConf> {
   ttlMs: number;
   /**
    * The expected time (s) one request holds its place; excess requests wait a multiple of it. It
@@ -57,9 +53,6 @@ interface State {
    * (kept per worker, as APISIX keeps it per nginx worker).
    */
   unitDelay: number;
-  redis: RedisHandle | undefined;
-  env: CompileEnv;
-  logFailure: (level: 'error' | 'warn', message: string) => void;
 }
 
 /** A place taken by a request, given back in `log`. */
@@ -194,15 +187,9 @@ export default definePlugin<LimitConnConf, State>({
   schema,
   compile(conf, env) {
     return {
-      conf,
-      keyOf: compileRequestKey(conf.key_type, conf.key),
-      scope: `${instancePrefix(env, conf)}:`,
-      table: conf.policy === 'local' ? env.sharedTable(NAME) : undefined,
+      ...limiterState(NAME, conf, env),
       ttlMs: Math.max(conf.key_ttl, 1) * 1000,
       unitDelay: conf.default_conn_delay,
-      redis: undefined,
-      env,
-      logFailure: throttledLog(env.log),
     };
   },
   destroy() {

@@ -4,9 +4,9 @@
 // over when it ends. With `policy: local` the counter lives in the node's shared memory, so every
 // worker of the node counts against the same limit; `redis` and `redis-cluster` share it between
 // nodes with one atomic script per request. Routes with the same `group` share one counter.
-import { definePlugin, type CompileEnv, type PhaseExit, type PluginContext, type SharedTable } from '../../api.ts';
-import { compileRequestKey, instancePrefix, rejection, REDIS_POLICY_SCHEMAS, stableJson, throttledLog, withRedisPolicy, type KeyType } from '../../lib/limit.ts';
-import { closeRedisClients, LuaScript, redisFor, runScript, type RedisHandle, type RedisPolicyConf } from '../../lib/redis.ts';
+import { definePlugin, type PhaseExit, type PluginContext } from '../../api.ts';
+import { type KeyType, limiterState, type LimiterState, REDIS_POLICY_SCHEMAS, rejection, stableJson, withRedisPolicy } from '../../lib/limit.ts';
+import { closeRedisClients, LuaScript, redisFor, runScript, type RedisPolicyConf } from '../../lib/redis.ts';
 
 const NAME = 'limit-count';
 
@@ -97,18 +97,10 @@ interface Outcome {
   reset: number;
 }
 
-interface State {
-  conf: LimitCountConf;
-  keyOf: (ctx: PluginContext) => string;
-  /** Put before the request's key: the group, or this instance's resource and conf. */
-  scope: string;
-  table: SharedTable | undefined;
+interface State extends LimiterState<LimitCountConf> {
   windowMs: number;
   outcome: Outcome;
   countStep: (values: Float64Array, now: number) => void;
-  redis: RedisHandle | undefined;
-  env: CompileEnv;
-  logFailure: (level: 'error', message: string) => void;
 }
 
 /**
@@ -192,17 +184,14 @@ export default definePlugin<LimitCountConf, State>({
   },
   compile(conf, env) {
     const outcome = { remaining: 0, reset: 0 };
+    const base = limiterState(NAME, conf, env);
     return {
-      conf,
-      keyOf: compileRequestKey(conf.key_type, conf.key),
-      scope: conf.group !== undefined ? `${conf.group}:` : `${instancePrefix(env, conf)}:`,
-      table: conf.policy === 'local' ? env.sharedTable(NAME) : undefined,
+      ...base,
+      // A group shares one counter between every instance that names it.
+      scope: conf.group !== undefined ? `${conf.group}:` : base.scope,
       windowMs: conf.time_window * 1000,
       outcome,
       countStep: windowCounter(conf.count, conf.time_window * 1000, outcome),
-      redis: undefined,
-      env,
-      logFailure: throttledLog(env.log),
     };
   },
   destroy() {

@@ -3,9 +3,9 @@
 // may wait in the bucket and are delayed until their turn (or let through at once with `nodelay`);
 // beyond that a request is rejected. With `policy: local` the bucket is in the node's shared memory,
 // so all workers fill the same bucket; `redis` and `redis-cluster` share it between nodes.
-import { definePlugin, type CompileEnv, type PhaseExit, type PluginContext, type SharedTable } from '../../api.ts';
-import { compileRequestKey, instancePrefix, rejection, sleep, throttledLog, withRedisPolicy, type KeyType } from '../../lib/limit.ts';
-import { closeRedisClients, LuaScript, redisFor, runScript, type RedisHandle, type RedisPolicyConf } from '../../lib/redis.ts';
+import { definePlugin, type PhaseExit } from '../../api.ts';
+import { type KeyType, limiterState, type LimiterState, rejection, sleep, withRedisPolicy } from '../../lib/limit.ts';
+import { closeRedisClients, LuaScript, redisFor, runScript, type RedisPolicyConf } from '../../lib/redis.ts';
 
 const NAME = 'limit-req';
 
@@ -44,19 +44,12 @@ const schema = withRedisPolicy({
 /** `{delay in ms}` of an accepted request, or REJECTED. */
 const REJECTED = -1;
 
-interface State {
-  conf: LimitReqConf;
-  keyOf: (ctx: PluginContext) => string;
-  scope: string;
+interface State extends LimiterState<LimitReqConf> {
   /** rate and burst in thousandths of a request (per second / in the bucket). */
   rateMilli: number;
   burstMilli: number;
-  table: SharedTable | undefined;
   /** How long an idle bucket is worth keeping: until it has fully drained. */
   idleMs: number;
-  redis: RedisHandle | undefined;
-  env: CompileEnv;
-  logFailure: (level: 'error', message: string) => void;
 }
 
 function takeLocally(state: State, key: string): number {
@@ -135,16 +128,10 @@ export default definePlugin<LimitReqConf, State>({
     const rateMilli = conf.rate * 1000;
     const burstMilli = conf.burst * 1000;
     return {
-      conf,
-      keyOf: compileRequestKey(conf.key_type, conf.key),
-      scope: `${instancePrefix(env, conf)}:`,
+      ...limiterState(NAME, conf, env),
       rateMilli,
       burstMilli,
-      table: conf.policy === 'local' ? env.sharedTable(NAME) : undefined,
       idleMs: Math.ceil(((burstMilli + 1000) / rateMilli) * 1000) + 1000,
-      redis: undefined,
-      env,
-      logFailure: throttledLog(env.log),
     };
   },
   destroy() {
