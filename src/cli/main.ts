@@ -15,7 +15,7 @@ export async function main(argv: string[]): Promise<void> {
         await start(args.configPath);
         return;
       case 'validate':
-        process.exitCode = validate(args.configPath, (line) => process.stdout.write(line + '\n')) ? 0 : 1;
+        process.exitCode = (await validate(args.configPath, (line) => process.stdout.write(line + '\n'))) ? 0 : 1;
         return;
       case 'version':
         process.stdout.write(`causeway ${VERSION}\n`);

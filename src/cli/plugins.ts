@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { NodeConfig } from '../conf/index.ts';
 import { loadNodeConfig } from '../conf/index.ts';
 import { APISIX_PLUGIN_NAMES } from '../model/plugin-names.ts';
-import { loadPlugins, PluginCatalog, type LoadedPlugin } from '../plugins/registry.ts';
+import { destroyReplaced, loadPlugins, PluginCatalog, type LoadedPlugin } from '../plugins/registry.ts';
 import { log } from '../util/log.ts';
 
 /** The user's plugin directory (`apisix.extra_plugin_dir`), relative to config.yaml's folder. */
@@ -72,9 +72,7 @@ export class PluginHost {
     }
     const { catalog, loaded } = await loadCatalog(enabled, this.#userDir, true);
     reportMissing(loaded, enabled);
-    for (const [name, old] of this.#loaded) {
-      if (loaded.get(name)?.def !== old.def) await Promise.resolve(old.def.destroy?.()).catch((err) => log('error', `plugin ${name} destroy failed: ${err}`));
-    }
+    await destroyReplaced(this.#loaded, loaded, (message) => log('error', message));
     this.catalog = catalog;
     this.#loaded = loaded;
     this.#enabled = enabled;

@@ -110,6 +110,8 @@ export async function start(configPath: string | undefined): Promise<void> {
       if (workerStartSettingsChanged(before, config)) void supervisor.recycle(shutdownGraceMs(config));
     }
     if (pipeline instanceof FileConfigPipeline) pipeline.reload();
+    // APISIX's reload re-reads the plugin lists too; a data plane has no Admin API to ask for it.
+    void plugins.reload();
   });
   process.on('SIGUSR2', () => {
     if (!supervisor) return;

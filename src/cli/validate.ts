@@ -1,10 +1,12 @@
 // `causeway validate`: config.yaml, then the declarative file; every problem printed, exit 1 on any.
 import { loadNodeConfig } from '../conf/index.ts';
+import { loadPlugins, PluginCatalog } from '../plugins/registry.ts';
 import { checkResource } from '../snapshot/check.ts';
 import { readStandaloneFile } from '../store/standalone.ts';
+import { userPluginDir } from './plugins.ts';
 import { deploymentPlan } from './provider.ts';
 
-export function validate(configPath: string | undefined, out: (line: string) => void): boolean {
+export async function validate(configPath: string | undefined, out: (line: string) => void): Promise<boolean> {
   const loaded = loadNodeConfig(configPath);
   out(`${loaded.path ?? 'built-in defaults'}: ok`);
   const { source } = deploymentPlan(loaded.config, loaded.dir);
@@ -12,8 +14,12 @@ export function validate(configPath: string | undefined, out: (line: string) => 
     out(`note: resources come from the ${source.kind} store; nothing else to check offline`);
     return true;
   }
+  // The same plugins the node would run: builtins and the plugin directory, enabled by `plugins`.
+  const { plugins, errors } = await loadPlugins(userPluginDir(loaded.config, loaded.dir));
+  for (const err of errors) out(`warning: ${err}`);
+  const catalog = new PluginCatalog(plugins, loaded.config.plugins);
   const ignored = new Set<string>();
-  const result = readStandaloneFile(source.path, source.format, (kind, value) => checkResource(kind, value, { onIgnoredPlugin: (name) => ignored.add(name) }));
+  const result = readStandaloneFile(source.path, source.format, (kind, value, id) => checkResource(kind, value, { catalog, id, onIgnoredPlugin: (name) => ignored.add(name) }));
   for (const name of ignored) out(`warning: unknown plugin [${name}] is ignored`);
   if (result.fileError) {
     out(result.fileError);

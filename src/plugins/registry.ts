@@ -130,6 +130,23 @@ export interface LoadResult {
 }
 
 let loadGeneration = 0;
+/** Definitions whose `init` ran in this thread (a reload re-imports only user modules). */
+const initialised = new WeakSet<PluginDefinition>();
+
+/**
+ * Calls `destroy` for the plugins of `previous` that `next` no longer has or loaded anew (edited user
+ * modules); builtins that stayed are the same definition and keep their state.
+ */
+export async function destroyReplaced(previous: ReadonlyMap<string, LoadedPlugin>, next: ReadonlyMap<string, LoadedPlugin>, onError: (message: string) => void): Promise<void> {
+  for (const [name, old] of previous) {
+    if (next.get(name)?.def === old.def || !old.def.destroy) continue;
+    try {
+      await old.def.destroy();
+    } catch (err) {
+      onError(`plugin ${name} destroy failed: ${(err as Error).message}`);
+    }
+  }
+}
 
 /**
  * Imports every builtin and every module in `userDir`. A user module that redefines a builtin's
@@ -152,7 +169,12 @@ export async function loadPlugins(userDir?: string, fresh = false): Promise<Load
         errors.push(`failed to load plugin from ${file}: ${err}`);
         continue;
       }
-      plugins.set(def.name, new LoadedPlugin(def, origin));
+      const plugin = new LoadedPlugin(def, origin);
+      if (def.init && !initialised.has(def)) {
+        await def.init();
+        initialised.add(def);
+      }
+      plugins.set(def.name, plugin);
     } catch (err) {
       errors.push(`failed to load plugin from ${file}: ${(err as Error).message}`);
     }
@@ -184,6 +206,11 @@ export class PluginCatalog {
   /** Loaded (builtin or user) whether or not config.yaml enables it. */
   isLoaded(name: string): boolean {
     return this.#loaded.has(name);
+  }
+
+  /** Every loaded plugin by name. */
+  get loaded(): ReadonlyMap<string, LoadedPlugin> {
+    return this.#loaded;
   }
 
   /** Enabled names, highest priority first (`GET /apisix/admin/plugins/list`). */

@@ -1,7 +1,7 @@
 // A worker thread: its own listeners (SO_REUSEPORT), its own snapshot, fed change events by the
 // main thread. Applying a batch is synchronous, so a request sees the config before or after it.
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadPlugins, PluginCatalog } from '../plugins/registry.ts';
+import { destroyReplaced, loadPlugins, PluginCatalog } from '../plugins/registry.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
 import { attachSharedMemory } from '../shm/table.ts';
@@ -54,10 +54,12 @@ function onMessage(msg: MainToWorker): void {
       break;
     case 'plugins':
       held = [];
-      loadCatalog(msg.plugins, msg.pluginDir, true).then((catalog) => {
+      loadCatalog(msg.plugins, msg.pluginDir, true).then(async (catalog) => {
         const next = newSnapshot(config, catalog);
         next.apply(msg.events, msg.version);
+        const previous = handler.snapshot.plugins.env.catalog;
         handler.snapshot = next;
+        await destroyReplaced(previous.loaded, catalog.loaded, (message) => log('error', message));
         post({ type: 'applied', version: msg.version });
         const later = held!;
         held = undefined;

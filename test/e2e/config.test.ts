@@ -381,6 +381,16 @@ describe('causeway validate and version', () => {
     assert.match(res.stdout + res.stderr, /routes\[1\][^\n]*methods/);
   });
 
+  it('plugin confs are checked with the node\'s plugins: builtins pass, a bad conf names the plugin', async () => {
+    const good = folder(base, { routes: [route('1', '/a', { plugins: { 'key-auth': {}, 'limit-count': { count: 2, time_window: 60 } } })], consumers: [{ username: 'jack', plugins: { 'key-auth': { key: 'k' } } }] });
+    let res = await runCli(['validate', '-c', good]);
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    const bad = folder(base, { routes: [route('1', '/a', { plugins: { 'limit-count': { count: -1, time_window: 60 } } })] });
+    res = await runCli(['validate', '-c', bad]);
+    assert.equal(res.code, 1);
+    assert.match(res.stdout, /routes\[0\][^\n]*failed to check the configuration of plugin limit-count err: property "count" validation failed/);
+  });
+
   it('an unparsable apisix.yaml: exit 1', async () => {
     const path = folder(base, 'routes: [\n#END\n');
     const res = await runCli(['validate', '-c', path]);
