@@ -16,7 +16,28 @@ export function describeSchemaErrors(errors: readonly ErrorObject[]): string {
   // ... and numbers the allOf branch that failed.
   const allOf = /(?:^#|\/)allOf\/(\d+)\//.exec(chosen.schemaPath);
   const leaf = leafMessage(chosen);
-  return wrapPath(chosen.instancePath, allOf ? `allOf ${Number(allOf[1]) + 1} failed: ${leaf}` : leaf, chosen.schemaPath);
+  const message = allOf ? `allOf ${Number(allOf[1]) + 1} failed: ${leaf}` : leaf;
+  return dependentSchemaError(chosen, message) ?? wrapPath(chosen.instancePath, message, chosen.schemaPath);
+}
+
+/**
+ * An error inside a schema-valued `dependencies` entry: lua-resty-jsonschema validates the whole
+ * object against the dependent schema and reports `failed to validate dependent schema for "<prop>": `
+ * before what failed there (t/plugin/jwt-auth.t, limit-count-redis.t).
+ */
+function dependentSchemaError(e: ErrorObject, message: string): string | undefined {
+  if (e.keyword === 'dependencies') return undefined;
+  const tokens = e.schemaPath.split('/').slice(1);
+  const at = tokens.indexOf('dependencies');
+  if (at < 0 || at + 2 > tokens.length) return undefined;
+  const outer = tokens.slice(0, at);
+  const segments = e.instancePath.split('/').slice(1);
+  const depth = segmentKinds(segments.length, outer).length;
+  const outerPath = segments.slice(0, depth).map((s) => `/${s}`).join('');
+  const innerPath = segments.slice(depth).map((s) => `/${s}`).join('');
+  const prop = tokens[at + 1].replace(/~1/g, '/').replace(/~0/g, '~');
+  const inner = wrapPath(innerPath, message, `#/${tokens.slice(at + 2).join('/')}`);
+  return wrapPath(outerPath, `failed to validate dependent schema for ${luaQuote(prop)}: ${inner}`, `#/${outer.join('/')}`);
 }
 
 /** Errors from inside one branch of anyOf/oneOf/not explain why that branch failed; the combinator's own error is the one to report. */

@@ -706,8 +706,7 @@ describe('transform plugins through the Admin API (exact 400 messages)', () => {
     assert.match(await err({ vars: [['status', 'bad-op', 200]] }), /^failed to check the configuration of plugin response-rewrite err: failed to validate the 'vars' expression: /);
     assert.match(await err({ filters: [{ regex: 'l' }] }), /property "replace" is required/);
     assert.match(await err({ status_code: 599 }), /property "status_code" validation failed/);
-    // APISIX: `failed to validate dependent schema for "body": value wasn't supposed to match schema`
-    assert.match(await err({ body: 'x', filters: [{ regex: 'l', replace: 'm' }] }), /value wasn't supposed to match schema$/);
+    assert.equal(await err({ body: 'x', filters: [{ regex: 'l', replace: 'm' }] }), `${p}failed to validate dependent schema for "body": value wasn't supposed to match schema`);
     const stored = await accepted({ 'response-rewrite': { body: 'new body\n', headers: { 'X-Server-id': 3 } } });
     assert.deepEqual(stored['response-rewrite'], { body: 'new body\n', body_base64: false, headers: { 'X-Server-id': 3 } });
   });
