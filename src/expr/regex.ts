@@ -4,6 +4,7 @@
 //   \A  \z  \Z                        -> start / end / end-before-final-newline assertions
 //   \Q...\E                           -> the quoted text, escaped
 //   (?P<name>...)  (?P=name)          -> (?<name>...)  \k<name>
+//   $ without the m flag              -> end, or before a final newline (PCRE's reading of `$`)
 // Everything else is handed to RegExp unchanged; a pattern it rejects is a config error.
 
 const START = '(?<![\\s\\S])';
@@ -23,6 +24,7 @@ export function translatePcre(pattern: string, flags: string): TranslatedPattern
     for (const f of lead[1]) if (!flags.includes(f)) flags += f;
     i = lead[0].length;
   }
+  const multiline = flags.includes('m');
   let out = '';
   let inClass = false;
   while (i < pattern.length) {
@@ -64,6 +66,11 @@ export function translatePcre(pattern: string, flags: string): TranslatedPattern
       // class, so escape it.
       if (pattern[i] === '^') { out += '^'; i++; }
       if (pattern[i] === ']') { out += '\\]'; i++; }
+      continue;
+    }
+    if (ch === '$' && !multiline) {
+      out += END_BEFORE_NEWLINE;
+      i++;
       continue;
     }
     if (ch === '(' && pattern.startsWith('(?P<', i)) {

@@ -288,6 +288,10 @@ describe('~~ and ~*', () => {
   it('~~ is an unanchored, case-sensitive search', () => {
     assert.equal(one(['uri', '~~', '/api/v[0-9]+'], { uri: '/x/api/v2/users' }), true);
     assert.equal(one(['uri', '~~', '^/api/v[0-9]+$'], { uri: '/x/api/v2' }), false);
+    // PCRE's `$` also matches before a final newline (not elsewhere); `\$` and `[$]` stay literal.
+    assert.equal(one(['http_x', '~~', '^abc$'], { http_x: 'abc\n' }), true);
+    assert.equal(one(['http_x', '~~', '^abc$'], { http_x: 'abc\nd' }), false);
+    assert.equal(one(['http_x', '~~', '^a\\$[$]$'], { http_x: 'a$$' }), true);
     assert.equal(one(['http_x', '~~', '[a-z]+'], { http_x: '123' }), false);
     assert.equal(one(['http_x', '~~', 'abc'], { http_x: 'ABC' }), false);
     assert.equal(one(['http_x', '~~', ''], { http_x: '' }), true);

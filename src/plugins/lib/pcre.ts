@@ -1,8 +1,9 @@
 // The parts of OpenResty's `ngx.re` that plugins configure: a PCRE pattern with an options string
 // ("jo", "i", "x", ...) and `ngx.re.sub`'s replacement template (`$0`, `$1`, `${1}`, `$$`). Both are
 // compiled at config time into a RegExp and a function. Patterns go to RegExp as written except for
-// the few PCRE spellings JavaScript reads differently (see translatePattern); the rest of the PCRE
-// syntax JavaScript shares (almost all of it in practice) behaves the same.
+// the few PCRE spellings JavaScript reads differently (expr's translatePcre, shared with `vars`); the
+// rest of the PCRE syntax JavaScript shares (almost all of it in practice) behaves the same.
+import { translatePcre } from '../../expr/index.ts';
 
 export interface NgxRegex {
   /** Finds the first match from the start of the subject (lastIndex is reset on each use). */
@@ -38,67 +39,8 @@ export function compileNgxRegex(pattern: string, options = ''): NgxRegex {
   if (options.includes('s')) flags += 's';
   // `a` anchors every match at the position where the search starts: a sticky regex.
   if (options.includes('a')) flags += 'y';
-  const source = translatePattern(options.includes('x') ? stripExtended(pattern) : pattern, options.includes('m'));
+  const { source } = translatePcre(options.includes('x') ? stripExtended(pattern) : pattern, flags);
   return { once: new RegExp(source, flags), all: new RegExp(source, flags + 'g') };
-}
-
-const START = '(?<![\\s\\S])';
-const END = '(?![\\s\\S])';
-const END_BEFORE_FINAL_NEWLINE = '(?=\\n?(?![\\s\\S]))';
-
-/**
- * Rewrites the PCRE spellings whose JavaScript reading differs: `$` (without `m`, PCRE also matches
- * before a final newline), `\A`, `\z`, `\Z`, and Python-style named groups `(?P<n>...)`, `(?P=n)`.
- */
-function translatePattern(pattern: string, multiline: boolean): string {
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i];
-    if (ch === '\\' && i + 1 < pattern.length) {
-      const next = pattern[++i];
-      if (!inClass && next === 'A') out += START;
-      else if (!inClass && next === 'z') out += END;
-      else if (!inClass && next === 'Z') out += END_BEFORE_FINAL_NEWLINE;
-      else out += ch + next;
-      continue;
-    }
-    if (inClass) {
-      if (ch === ']') inClass = false;
-      out += ch;
-      continue;
-    }
-    if (ch === '[') {
-      inClass = true;
-      out += ch;
-      // A `]` right after `[` or `[^` is a member in PCRE; JavaScript would read `[]` as an empty class.
-      if (pattern[i + 1] === '^') out += pattern[++i];
-      if (pattern[i + 1] === ']') {
-        out += '\\]';
-        i++;
-      }
-      continue;
-    }
-    if (ch === '$' && !multiline) {
-      out += END_BEFORE_FINAL_NEWLINE;
-      continue;
-    }
-    if (ch === '(' && pattern.startsWith('(?P<', i)) {
-      out += '(?<';
-      i += 3;
-      continue;
-    }
-    if (ch === '(' && pattern.startsWith('(?P=', i)) {
-      const close = pattern.indexOf(')', i);
-      if (close !== -1) {
-        out += `\\k<${pattern.slice(i + 4, close)}>`;
-        i = close;
-        continue;
-      }
-    }
-    out += ch;
-  }
-  return out;
 }
 
 /** PCRE's extended mode: unescaped whitespace and `#` comments outside classes are not part of the pattern. */
