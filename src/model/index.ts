@@ -2,7 +2,8 @@
 // (standalone file now; Admin API and etcd with the same calls).
 import { Ajv, type ValidateFunction } from 'ajv';
 import { isValidIpOrCidr } from '../util/ip.ts';
-import { describeSchemaErrors } from './errors.ts';
+import { describeSchemaErrors } from '../util/schema-errors.ts';
+import { hintFor } from './common.ts';
 import { consumerSchema, type Consumer } from './consumer.ts';
 import { consumerGroupSchema, type ConsumerGroup } from './consumer_group.ts';
 import { credentialSchema, type Credential } from './credential.ts';
@@ -190,7 +191,7 @@ export function validateResource(kind: ResourceKind, value: unknown): string | u
 
 function schemaError(schema: object, value: unknown): string | undefined {
   const validate = validatorFor(schema);
-  return validate(value) ? undefined : `invalid configuration: ${describeSchemaErrors(validate.errors!)}`;
+  return validate(value) ? undefined : `invalid configuration: ${describeSchemaErrors(validate.errors!, hintFor)}`;
 }
 
 /** The schema an Admin API object is checked against, or the error that prevents choosing one. */

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { validateExpr } from '../expr/index.ts';
-import { describeSchemaErrors } from '../model/errors.ts';
+import { describeSchemaErrors } from '../util/schema-errors.ts';
 import { isValidIpOrCidr } from '../util/ip.ts';
 import type { JsonSchema, PluginDefinition } from './api.ts';
 

@@ -3,7 +3,7 @@
 // services*.t, routes-array-nodes.t, routes4.t, api.t, health-check.t), run against the in-process
 // Admin API with a real embedded store. Only black-box cases that need no plugin: every plugin
 // name is unknown here (`pluginNames: () => []`). Expected texts are APISIX's, in the wording of
-// the validator APISIX ships (src/model/errors.ts).
+// the validator APISIX ships (src/util/schema-errors.ts).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';

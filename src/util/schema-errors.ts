@@ -4,10 +4,17 @@
 // the object-level combinators. ajv collects every error; this picks the one APISIX would report
 // first and renders it in the same words.
 import type { ErrorObject } from 'ajv';
-import { hintFor } from './common.ts';
 
-/** The error APISIX would report, as text (without the `invalid configuration: ` prefix). */
-export function describeSchemaErrors(errors: readonly ErrorObject[]): string {
+/** A clearer text registered for a combinator's schema (model/common.ts `withHint`), if any. */
+export type HintLookup = (schema: unknown) => string | undefined;
+
+const noHints: HintLookup = () => undefined;
+
+/**
+ * The error APISIX would report, as text (without the `invalid configuration: ` prefix). Used for
+ * APISIX's own schemas (with their hints) and for schemas plugins or users supply.
+ */
+export function describeSchemaErrors(errors: readonly ErrorObject[], hints: HintLookup = noHints): string {
   const candidates = errors.filter((e) => !insideCombinatorBranch(e.schemaPath));
   const chosen = pickFirst(candidates.length ? candidates : errors);
   // lua-resty-jsonschema does not say why an if/then branch failed, only that it did.
@@ -15,7 +22,7 @@ export function describeSchemaErrors(errors: readonly ErrorObject[]): string {
   if (branch) return wrapPath(chosen.instancePath, `${branch[1]} clause did not match`, chosen.schemaPath);
   // ... and numbers the allOf branch that failed.
   const allOf = /(?:^#|\/)allOf\/(\d+)\//.exec(chosen.schemaPath);
-  const leaf = leafMessage(chosen);
+  const leaf = leafMessage(chosen, hints);
   const message = allOf ? `allOf ${Number(allOf[1]) + 1} failed: ${leaf}` : leaf;
   return dependentSchemaError(chosen, message) ?? wrapPath(chosen.instancePath, message, chosen.schemaPath);
 }
@@ -142,7 +149,7 @@ function luaQuote(text: string): string {
   return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 
-function leafMessage(e: ErrorObject): string {
+function leafMessage(e: ErrorObject, hints: HintLookup): string {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'type':
@@ -183,25 +190,28 @@ function leafMessage(e: ErrorObject): string {
       return `expect object to have at least ${p.limit} properties`;
     case 'maxProperties':
       return `expect object to have at most ${p.limit} properties`;
+    case 'multipleOf':
+      return `expected ${e.data} to be a multiple of ${p.multipleOf}`;
     case 'format':
-      // APISIX spells IP fields as an anyOf of ipv4/ipv6 formats.
+      if (p.format === 'ipv4' || p.format === 'ipv6' || p.format === 'email') return `expect valid ${p.format === 'email' ? 'email' : p.format} address but got: ${String(e.data)}`;
+      // APISIX spells IP-or-CIDR fields as an anyOf of ipv4/ipv6 formats.
       return 'object matches none of the required';
     case 'anyOf':
-      return hinted(e) ?? anyOfMessage(e.schema);
+      return hinted(e, hints) ?? anyOfMessage(e.schema);
     case 'oneOf': {
       const both = p.passingSchemas as number[] | null;
-      return hinted(e) ?? (both ? `value should match only one schema, but matches both schemas ${both[0] + 1} and ${both[1] + 1}` : 'value should match only one schema, but matches none');
+      return hinted(e, hints) ?? (both ? `value should match only one schema, but matches both schemas ${both[0] + 1} and ${both[1] + 1}` : 'value should match only one schema, but matches none');
     }
     case 'not':
-      return hinted(e) ?? "value wasn't supposed to match schema";
+      return hinted(e, hints) ?? "value wasn't supposed to match schema";
     default:
       return e.message ?? 'is invalid';
   }
 }
 
 /** A clearer text registered for this combinator (withHint in common.ts), worded as APISIX's. */
-function hinted(e: ErrorObject): string | undefined {
-  const hint = hintFor(e.parentSchema);
+function hinted(e: ErrorObject, hints: HintLookup): string | undefined {
+  const hint = hints(e.parentSchema);
   return hint === undefined ? undefined : `value ${hint}`;
 }
 
