@@ -10,7 +10,7 @@ import type { PluginChain, PluginInstance } from '../plugins/chain.ts';
 import { log } from '../util/log.ts';
 import { BodyTooLargeError, type RequestContext } from './context.ts';
 import { HeaderList } from './response-headers.ts';
-import { hasStockPage, htmlErrorPage } from './responses.ts';
+import { gatewayBody } from './responses.ts';
 
 export type { PhaseExit } from '../plugins/api.ts';
 
@@ -265,18 +265,7 @@ export function respondThroughPlugins(run: PluginRun, res: ServerResponse, statu
     return;
   }
   const ctx = run.ctx;
-  let bytes: Buffer;
-  let type: string;
-  if (body === undefined) {
-    bytes = Buffer.from(hasStockPage(status) ? htmlErrorPage(status) : '');
-    type = 'text/html; charset=utf-8';
-  } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
-    bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    type = 'text/plain; charset=utf-8';
-  } else {
-    bytes = Buffer.from(JSON.stringify(body) + '\n');
-    type = 'application/json';
-  }
+  const { bytes, type } = gatewayBody(status, body);
   const base = ['Content-Type', type, 'Content-Length', String(bytes.length)];
   if (serverHeader) base.push('Server', serverHeader);
   const response = ctx.response;

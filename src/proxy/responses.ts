@@ -28,30 +28,31 @@ export function hasStockPage(status: number): boolean {
   return status >= 400 || status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
-/** Ends a response with a status and body; JSON values are serialised with a JSON content type. */
+/**
+ * The body and type of a response the gateway makes itself, as APISIX's `core.response.exit` makes
+ * them: no body gives nginx's stock page (redirects and errors), a string is sent as is, and any
+ * other value is JSON with a trailing newline, under nginx's default type (text/plain).
+ */
+export function gatewayBody(status: number, body: string | Buffer | object | undefined): { bytes: Buffer; type: string } {
+  if (body === undefined) return { bytes: Buffer.from(hasStockPage(status) ? htmlErrorPage(status) : ''), type: 'text/html; charset=utf-8' };
+  if (typeof body === 'string') return { bytes: Buffer.from(body), type: 'text/plain; charset=utf-8' };
+  if (Buffer.isBuffer(body)) return { bytes: body, type: 'text/plain; charset=utf-8' };
+  return { bytes: Buffer.from(JSON.stringify(body) + '\n'), type: 'text/plain; charset=utf-8' };
+}
+
+/** Ends a response with a status and body (see gatewayBody), when no plugin runs for the request. */
 export function sendStatus(res: ServerResponse, status: number, body?: string | object, headers?: Record<string, string>, server?: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  let text: string;
-  let type: string;
-  if (body === undefined) {
-    text = hasStockPage(status) ? htmlErrorPage(status) : '';
-    type = 'text/html; charset=utf-8';
-  } else if (typeof body === 'string') {
-    text = body;
-    type = 'text/plain; charset=utf-8';
-  } else {
-    text = JSON.stringify(body) + '\n';
-    type = 'application/json';
-  }
+  const { bytes, type } = gatewayBody(status, body);
   res.statusCode = status;
   res.setHeader('Content-Type', type);
-  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.setHeader('Content-Length', bytes.length);
   if (server) res.setHeader('Server', server);
   if (headers) for (const k in headers) res.setHeader(k, headers[k]);
-  res.end(res.req.method === 'HEAD' ? undefined : text);
+  res.end(res.req.method === 'HEAD' ? undefined : bytes);
 }
 
 export const ROUTE_NOT_FOUND = { error_msg: '404 Route Not Found' };

@@ -66,7 +66,7 @@ describe('security plugins', () => {
   function assertJson(reply: Reply, status: number, body: string): void {
     assert.equal(reply.status, status, reply.body);
     assert.equal(reply.body, body);
-    assert.equal(reply.headers['content-type'], 'application/json');
+    assert.equal(reply.headers['content-type'], 'text/plain; charset=utf-8');
   }
 
   /** The request reached the echo upstream. */
