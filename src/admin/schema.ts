@@ -41,11 +41,14 @@ export function getPluginsList(pluginNames: () => string[], subsystem: string | 
   return reply(200, subsystem === 'stream' ? [] : [...pluginNames()]);
 }
 
-export function getPluginSchema(pluginNames: () => string[], lookup: PluginSchemaLookup | undefined, name: string | undefined, query: URLSearchParams): AdminReply {
+/** A plugin's entry in `GET /plugins?all=true`: its schemas and its module fields (apisix/admin/plugins.lua). */
+export type PluginInfoLookup = (name: string) => Record<string, unknown> | undefined;
+
+export function getPluginSchema(pluginNames: () => string[], lookup: PluginSchemaLookup | undefined, name: string | undefined, query: URLSearchParams, info?: PluginInfoLookup): AdminReply {
   if (name === undefined) {
     if (query.get('all') === 'true') {
       const all: Record<string, object> = {};
-      for (const n of pluginNames()) all[n] = { schema: lookup?.(n, 'schema', 'http') ?? {} };
+      for (const n of pluginNames()) all[n] = info?.(n) ?? { schema: lookup?.(n, 'schema', 'http') ?? {} };
       return reply(200, all);
     }
     return badRequest('not found plugin name');

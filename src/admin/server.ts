@@ -13,7 +13,7 @@ import { KIND_BY_RES, type Method } from './kinds.ts';
 import { numeric } from './paging.ts';
 import { handleResource, type ResourceEnv, type ResourceRequest } from './resources.ts';
 import { VERSION } from '../util/version.ts';
-import { getCoreSchema, getPluginSchema, getPluginsList, validateAgainstSchema, validateConfigs, type PluginSchemaLookup } from './schema.ts';
+import { getCoreSchema, getPluginSchema, getPluginsList, validateAgainstSchema, validateConfigs, type PluginInfoLookup, type PluginSchemaLookup } from './schema.ts';
 
 export type AdminLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -33,6 +33,8 @@ export interface AdminServerOptions {
   streamEnabled?: boolean;
   /** Plugin JSON schemas for `/plugins/{name}`, once a plugin runtime provides them. */
   pluginSchema?: PluginSchemaLookup;
+  /** A plugin's entry in `GET /plugins?all=true` (schemas, priority, version, type, scope). */
+  pluginInfo?: PluginInfoLookup;
   /** Plugin conf checks (schemas, defaults); without them only names are checked. */
   plugins?: PluginChecks;
   /** Called on `PUT /plugins/reload`. */
@@ -195,7 +197,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return send(res, errorReply(400, 'invalid argument ttl: should be a number'));
     }
     if (resName === 'schema') return send(res, getCoreSchema(id));
-    if (resName === 'plugins') return send(res, getPluginSchema(options.pluginNames, options.pluginSchema, id, query));
+    if (resName === 'plugins') return send(res, getPluginSchema(options.pluginNames, options.pluginSchema, id, query, options.pluginInfo));
 
     const request: ResourceRequest = { method: method as Method, spec: spec!, id, parent, rest, body, query };
     return send(res, await handleResource(env, request));

@@ -26,8 +26,22 @@ export function checkAdminToken(config: NodeConfig): void {
 }
 
 /** What the Admin API asks of the enabled plugins: names, schemas, conf checks (the catalogue may be replaced by a reload). */
-export function adminPluginHooks(catalog: () => PluginCatalog): Pick<AdminServerOptions, 'pluginNames' | 'pluginSchema' | 'plugins'> {
+export function adminPluginHooks(catalog: () => PluginCatalog): Pick<AdminServerOptions, 'pluginNames' | 'pluginSchema' | 'pluginInfo' | 'plugins'> {
   return {
+    pluginInfo: (name) => {
+      const plugin = catalog().get(name);
+      if (!plugin) return undefined;
+      const def = plugin.def;
+      return {
+        schema: plugin.schema,
+        ...(def.consumerSchema ? { consumer_schema: def.consumerSchema } : {}),
+        ...(def.metadataSchema ? { metadata_schema: def.metadataSchema } : {}),
+        ...(def.type ? { type: def.type } : {}),
+        ...(def.scope ? { scope: def.scope } : {}),
+        priority: def.priority,
+        version: def.version,
+      };
+    },
     pluginNames: () => catalog().names(),
     pluginSchema: (name, type) => {
       const plugin = catalog().get(name);

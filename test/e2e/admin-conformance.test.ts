@@ -473,6 +473,9 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
       assert.ok(r.json.properties._meta);
       r = await api('GET', '/plugins/key-auth?schema_type=consumer');
       assert.deepEqual(r.json.required, ['key']);
+      r = await api('GET', '/plugins?all=true');
+      assert.deepEqual([r.json['key-auth'].priority, r.json['key-auth'].type, r.json['key-auth'].consumer_schema.required], [2500, 'auth', ['key']]);
+      assert.ok(r.json['limit-count'].schema.properties._meta);
       r = await api('GET', '/plugins/no-such-plugin');
       assert.deepEqual([r.status, r.json], [404, { error_msg: 'plugin not found in subsystem http' }]);
       r = await api('GET', '/schema/plugins/no-exist');
