@@ -65,6 +65,12 @@ export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | unde
     if (err) return err;
   }
 
+  if ((res === 'consumers' || res === 'credentials') && isObject(conf.plugins) && !env.skipReferences) {
+    const username = res === 'consumers' ? String(conf.username) : parent!;
+    const err = await checkDuplicateKeys(env.access, username, res === 'credentials' ? id : undefined, conf.plugins);
+    if (err) return err;
+  }
+
   if (isObject(conf.plugins)) {
     // Stream routes take stream plugins, which arrive with the stream proxy.
     const enabled = new Set(res === 'stream_routes' ? [] : env.pluginNames());
@@ -93,6 +99,35 @@ export async function checkConf(env: CheckEnv, spec: KindSpec, id: string | unde
   if (env.check && SERVED_KINDS.has(res)) {
     const err = env.check(res, id, deepCopy(conf));
     if (err) return err;
+  }
+  return undefined;
+}
+
+// --- auth keys ---
+
+/** The field that identifies a credential of each auth plugin (apisix/admin/utils.lua `plugin_key_map`). */
+const AUTH_KEY_FIELDS: Record<string, string> = { 'key-auth': 'key', 'basic-auth': 'username', 'jwt-auth': 'key', 'hmac-auth': 'key_id' };
+
+/**
+ * An auth key may lead to one consumer only (apisix/admin/consumers.lua and credentials.lua
+ * `check_duplicate_key`): another consumer, or another credential, holding the same key is refused.
+ * `credentialId` is set when a credential of `username` is written.
+ */
+async function checkDuplicateKeys(access: StoreAccess, username: string, credentialId: string | undefined, plugins: Obj): Promise<string | undefined> {
+  let stored: Awaited<ReturnType<StoreAccess['list']>> | undefined;
+  for (const [name, pluginConf] of Object.entries(plugins)) {
+    const field = AUTH_KEY_FIELDS[name];
+    const value = field && isObject(pluginConf) ? pluginConf[field] : undefined;
+    if (value === undefined) continue;
+    stored ??= await access.list('consumers', false);
+    const base = access.key('consumers') + '/';
+    for (const item of stored) {
+      const other = isObject(item.value) && isObject(item.value.plugins) ? item.value.plugins[name] : undefined;
+      if (!isObject(other) || other[field] !== value) continue;
+      const [owner, , otherCredential] = item.key.slice(base.length).split('/');
+      const same = credentialId === undefined ? owner === username : owner === username && otherCredential === credentialId;
+      if (!same) return `duplicate key found with consumer: ${owner}`;
+    }
   }
   return undefined;
 }

@@ -274,6 +274,16 @@ describe('admin API conformance (apache/apisix t/admin)', () => {
       r = await api('PUT', '/consumers/jack', { username: 'jack', plugins: { 'key-auth': { key: 'auth-one' } } });
       assert.equal(r.status, 200);
       assert.deepEqual(r.json.value.plugins, { 'key-auth': { key: 'auth-one' } });
+      // One key, one consumer (t/admin/consumers.t, credentials.t).
+      r = await api('PUT', '/consumers/rose', { username: 'rose', plugins: { 'key-auth': { key: 'auth-one' } } });
+      assert.deepEqual([r.status, r.json], [400, { error_msg: 'duplicate key found with consumer: jack' }]);
+      r = await api('PUT', '/consumers/jack/credentials/c1', { plugins: { 'key-auth': { key: 'auth-one' } } });
+      assert.deepEqual([r.status, r.json], [400, { error_msg: 'duplicate key found with consumer: jack' }]);
+      r = await api('PUT', '/consumers/jack/credentials/c1', { plugins: { 'key-auth': { key: 'auth-two' } } });
+      assert.equal(r.status, 201);
+      assert.equal((await api('PUT', '/consumers/jack/credentials/c1', { plugins: { 'key-auth': { key: 'auth-two' } } })).status, 200, 'rewriting a credential with its own key');
+      assert.equal((await api('PUT', '/consumers/jack', { username: 'jack', plugins: { 'key-auth': { key: 'auth-one' } } })).status, 200, 'rewriting a consumer with its own key');
+      assert.equal((await api('DELETE', '/consumers/jack/credentials/c1')).status, 200);
       r = await api('PUT', '/consumers/jack', { username: 'jack', plugins: { 'key-auth': {} } });
       assert.deepEqual([r.status, r.json], [400, { error_msg: 'invalid plugins configuration: failed to check the configuration of plugin key-auth err: property "key" is required' }]);
       r = await api('PUT', '/consumers/jack', { username: 'jack', plugins: { 'no-such-plugin': {} } });
