@@ -39,7 +39,7 @@ export class LoadedPlugin {
   readonly schema: JsonSchema;
   readonly #route: ValidateFunction;
   readonly #consumer: ValidateFunction | undefined;
-  readonly #metadata: ValidateFunction | undefined;
+  readonly #metadata: ValidateFunction;
 
   constructor(def: PluginDefinition, origin: 'builtin' | 'user') {
     this.def = def;
@@ -48,7 +48,8 @@ export class LoadedPlugin {
     this.schema = { ...def.schema, properties };
     this.#route = ajv.compile(this.schema);
     this.#consumer = def.consumerSchema ? ajv.compile(def.consumerSchema) : undefined;
-    this.#metadata = def.metadataSchema ? ajv.compile(def.metadataSchema) : undefined;
+    // A plugin without a metadata schema takes any object (apisix/admin/plugin_metadata.lua).
+    this.#metadata = ajv.compile(def.metadataSchema ?? { type: 'object', properties: {} });
   }
 
   get name(): string {
@@ -65,7 +66,6 @@ export class LoadedPlugin {
    */
   check(conf: unknown, kind: SchemaKind): CheckResult {
     const validate = kind === 'metadata' ? this.#metadata : kind === 'consumer' ? (this.#consumer ?? this.#route) : this.#route;
-    if (!validate) return { ok: false, error: `plugin ${this.name} has no metadata schema` };
     const copy = structuredClone(conf);
     if (!validate(copy)) return { ok: false, error: describeSchemaErrors(validate.errors!) };
     const filter = (copy as { _meta?: { filter?: unknown } })._meta?.filter;
