@@ -121,7 +121,7 @@ export interface PluginContext {
   upstreamUri: string;
   /** Method sent upstream; starts as the client's. */
   upstreamMethod: string;
-  /** `Host` sent upstream, overriding the upstream's `pass_host`; undefined = the upstream decides. */
+  /** `Host` sent upstream instead of the client's (an upstream with `pass_host: node` or `rewrite` still decides). */
   upstreamHost: string | undefined;
   /** Sends this request to another upstream than the route's. */
   setUpstream(target: UpstreamTarget): void;

@@ -195,10 +195,13 @@ export class Exchange implements ConnectionOwner {
   #writeHead(conn: UpstreamConnection, node: UpstreamNode): void {
     const ctx = this.ctx;
     const up = this.upstream;
-    const host = up.passHost === 'pass' ? ctx.hostHeader || node.host : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
     const edits = ctx.headerEdits;
+    // A plugin's Host (proxy-rewrite `host`) replaces the client's; the upstream's `pass_host: node`
+    // or `rewrite` still decide over it, as in APISIX's balancer.
+    const host =
+      up.passHost === 'pass' ? (ctx.upstreamHost ?? edits?.get('host')?.value ?? (ctx.hostHeader || node.host)) : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
     let head = `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n`;
-    head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, ctx.upstreamHost ?? edits?.get('host')?.value ?? host, {
+    head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, host, {
       remoteAddr: ctx.remoteAddr,
       scheme: ctx.listener.scheme,
       host: ctx.host || node.host,

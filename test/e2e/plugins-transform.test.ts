@@ -209,6 +209,11 @@ describe('transform plugins on the declarative file', () => {
       const seen = (await call(gw, '/pr/hm')).echo!;
       assert.equal(seen.headers.host, 'iresty.com');
       assert.equal(seen.method, 'POST');
+      // The upstream's pass_host: node decides over the plugin's host, as APISIX's balancer does.
+      await apply(gw, up, {
+        routes: [route('hm', '/pr/hm', up, { 'proxy-rewrite': { host: 'iresty.com' } }, { upstream: { ...upstreamOf(up), pass_host: 'node' } })],
+      });
+      assert.equal((await call(gw, '/pr/hm')).echo!.headers.host, up.node);
     });
   });
 
