@@ -115,8 +115,11 @@ export interface PluginContext {
 
   /** Replaces the client address (`remote_addr`, `remote_port`) for the rest of the request (real-ip). */
   setRemoteAddr(addr: string, port?: number): void;
-  /** Sets (or with `undefined` removes) a header of the request sent upstream. */
-  setHeader(name: string, value: string | undefined): void;
+  /**
+   * Sets (or with `undefined` removes) a header of the request sent upstream; a list sends one
+   * header line per value.
+   */
+  setHeader(name: string, value: string | readonly string[] | undefined): void;
   /** Path and query sent upstream; starts as `requestUri`. */
   upstreamUri: string;
   /** Method sent upstream; starts as the client's. */

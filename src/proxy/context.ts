@@ -17,7 +17,8 @@ export class BodyTooLargeError extends Error {}
 /** A header of the upstream request set (value) or removed (undefined) by a plugin. */
 export interface HeaderEdit {
   name: string;
-  value: string | undefined;
+  /** One header line per value of a list. */
+  value: string | readonly string[] | undefined;
 }
 
 class Response implements ResponseView {
@@ -137,14 +138,14 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     if (port !== undefined) this.remotePort = port;
   }
 
-  setHeader(name: string, value: string | undefined): void {
+  setHeader(name: string, value: string | readonly string[] | undefined): void {
     const lower = name.toLowerCase();
     // Removing a header the client did not send and no plugin set changes nothing.
     if (value === undefined && this.req.headers[lower] === undefined && !this.headerEdits?.has(lower)) return;
     (this.headerEdits ??= new Map()).set(lower, { name, value });
     // Later reads (`http_*` variables, other plugins) see the change.
     if (value === undefined) delete this.req.headers[lower];
-    else this.req.headers[lower] = value;
+    else this.req.headers[lower] = typeof value === 'string' ? value : value.join(', ');
   }
 
   setUpstream(target: UpstreamTarget): void {

@@ -199,7 +199,7 @@ export class Exchange implements ConnectionOwner {
     // A plugin's Host (proxy-rewrite `host`) replaces the client's; the upstream's `pass_host: node`
     // or `rewrite` still decide over it, as in APISIX's balancer.
     const host =
-      up.passHost === 'pass' ? (ctx.upstreamHost ?? edits?.get('host')?.value ?? (ctx.hostHeader || node.host)) : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
+      up.passHost === 'pass' ? (ctx.upstreamHost ?? firstValue(edits?.get('host')?.value) ?? (ctx.hostHeader || node.host)) : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
     let head = `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n`;
     head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, host, {
       remoteAddr: ctx.remoteAddr,
@@ -512,6 +512,10 @@ export class Exchange implements ConnectionOwner {
     }
     this.onDone?.(this.ctx, this);
   }
+}
+
+function firstValue(value: string | readonly string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0];
 }
 
 /** `pass_host: node`: the node's host, with its port unless it is the scheme's default (as APISIX). */

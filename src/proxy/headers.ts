@@ -84,8 +84,10 @@ export function upstreamRequestHeaders(rawHeaders: string[], headers: IncomingHt
   ];
   for (const [name, value] of forwarded) if (!edits.has(name.toLowerCase())) out += `${name}: ${value}\r\n`;
   for (const [lower, edit] of edits) {
-    if (edit.value === undefined || lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding') continue;
-    out += `${edit.name}: ${edit.value}\r\n`;
+    const value = edit.value;
+    if (value === undefined || lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding') continue;
+    if (typeof value === 'string') out += `${edit.name}: ${value}\r\n`;
+    else for (const v of value) out += `${edit.name}: ${v}\r\n`;
   }
   return out;
 }

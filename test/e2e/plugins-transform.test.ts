@@ -195,6 +195,9 @@ describe('transform plugins on the declarative file', () => {
       const seen = answer.echo!;
       assert.equal(seen.url, '/done/item');
       assert.equal(seen.headers['x-multi'], 'orig, added');
+      // `add` sends one more header line, as nginx's proxy_set_header does for APISIX.
+      const raw = up.seen.at(-1)!.rawHeaders;
+      assert.deepEqual(raw.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'x-multi').length, 2);
       assert.equal(seen.headers['x-captured'], 'item');
       assert.equal(seen.headers['x-client'], '127.0.0.1');
       assert.equal(seen.headers['x-api'], 'v3');

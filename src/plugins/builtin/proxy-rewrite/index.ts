@@ -240,6 +240,6 @@ function addHeaders(ctx: PluginContext, ops: readonly HeaderOp[], captures: Capt
     if (value === '') continue;
     const existing = ctx.headers[op.lowerName];
     if (existing === undefined) ctx.setHeader(op.name, value);
-    else ctx.setHeader(op.name, `${Array.isArray(existing) ? existing.join(', ') : existing}, ${value}`);
+    else ctx.setHeader(op.name, [...(Array.isArray(existing) ? existing : [existing]), value]);
   }
 }
