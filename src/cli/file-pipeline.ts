@@ -8,6 +8,10 @@ export class FileConfigPipeline extends ConfigPipeline {
   readonly format: StandaloneFormat;
   #loadedOnce = false;
   #unwatch: (() => void) | undefined;
+  /** The file's `plugins` list as last read (undefined: the file has none, config.yaml's applies). */
+  pluginsList: string[] | undefined;
+  /** Called when a read found a different `plugins` list than the one before. */
+  onPluginsListChange: (() => void) | undefined;
 
   constructor(path: string, format: StandaloneFormat) {
     super();
@@ -30,6 +34,10 @@ export class FileConfigPipeline extends ConfigPipeline {
     }
     this.clearReports();
     this.#loadedOnce = true;
+    if (JSON.stringify(result.plugins) !== JSON.stringify(this.pluginsList)) {
+      this.pluginsList = result.plugins;
+      this.onPluginsListChange?.();
+    }
     const changes = this.replaceAll(result.set);
     if (changes > 0) log('notice', `loaded ${this.path}: ${changes} change(s), config version ${this.version}`);
     return true;

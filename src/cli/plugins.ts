@@ -28,6 +28,8 @@ export class PluginHost {
   readonly #configDir: string;
   #enabled: readonly string[];
   #userDir: string | undefined;
+  /** The declarative file's `plugins` list, when it has one. */
+  #fileList: string[] | undefined;
   /** Called after a reload with the new `plugins` list (workers reload too). */
   onReload: ((enabled: readonly string[]) => void) | undefined;
 
@@ -60,12 +62,22 @@ export class PluginHost {
     return this.#loaded.get(name);
   }
 
+  /**
+   * The declarative file's `plugins` list, which replaces config.yaml's (undefined: back to
+   * config.yaml's). Reloads when the enabled set changes.
+   */
+  async useFileList(names: string[] | undefined): Promise<void> {
+    if (JSON.stringify(names) === JSON.stringify(this.#fileList)) return;
+    this.#fileList = names;
+    await this.reload();
+  }
+
   /** Re-reads config.yaml's plugin list and the user's modules; the old set serves until the new one is ready. */
   async reload(): Promise<void> {
     let enabled = this.#enabled;
     try {
       const { config } = loadNodeConfig(this.#configPath);
-      enabled = config.plugins;
+      enabled = this.#fileList ?? config.plugins;
       this.#userDir = userPluginDir(config, this.#configDir);
     } catch (err) {
       log('error', `plugins reload: ${(err as Error).message}; keeping the plugin list`);

@@ -32,6 +32,12 @@ export async function start(configPath: string | undefined): Promise<void> {
     const file = new FileConfigPipeline(plan.source.path, plan.source.format);
     file.catalog = plugins.catalog;
     file.reload();
+    if (file.pluginsList) {
+      // The file's `plugins` list replaces config.yaml's: load it, then check the items against it.
+      await plugins.useFileList(file.pluginsList);
+      file.catalog = plugins.catalog;
+      file.reload();
+    }
     pipeline = file;
   } else {
     store = openStore(plan.source, config);
@@ -64,6 +70,10 @@ export async function start(configPath: string | undefined): Promise<void> {
     where = `${supervisor.workerCount} worker(s) listening on ${listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ')}`;
   }
 
+  if (pipeline instanceof FileConfigPipeline) {
+    const file = pipeline;
+    file.onPluginsListChange = () => void plugins.useFileList(file.pluginsList);
+  }
   plugins.onReload = (enabled) => {
     if (pipeline) pipeline.catalog = plugins.catalog;
     supervisor?.reloadPlugins(enabled, plugins.userDir);

@@ -17,9 +17,15 @@ export async function validate(configPath: string | undefined, out: (line: strin
   // The same plugins the node would run: builtins and the plugin directory, enabled by `plugins`.
   const { plugins, errors } = await loadPlugins(userPluginDir(loaded.config, loaded.dir));
   for (const err of errors) out(`warning: ${err}`);
-  const catalog = new PluginCatalog(plugins, loaded.config.plugins);
   const ignored = new Set<string>();
-  const result = readStandaloneFile(source.path, source.format, (kind, value, id) => checkResource(kind, value, { catalog, id, onIgnoredPlugin: (name) => ignored.add(name) }));
+  const read = (enabled: readonly string[]) => {
+    const catalog = new PluginCatalog(plugins, enabled);
+    ignored.clear();
+    return readStandaloneFile(source.path, source.format, (kind, value, id) => checkResource(kind, value, { catalog, id, onIgnoredPlugin: (name) => ignored.add(name) }));
+  };
+  let result = read(loaded.config.plugins);
+  // A `plugins` list in the file replaces config.yaml's.
+  if (result.plugins) result = read(result.plugins);
   for (const name of ignored) out(`warning: unknown plugin [${name}] is ignored`);
   if (result.fileError) {
     out(result.fileError);

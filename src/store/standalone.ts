@@ -4,11 +4,11 @@
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { substituteEnvInText, substituteEnvInValue } from '../conf/index.ts';
-import { SERVED_KINDS, type ServedKind } from '../model/index.ts';
+import { SERVED_KINDS, validatePluginsList, type PluginListEntry, type ServedKind } from '../model/index.ts';
 import { emptyResourceSet, type ResourceSet } from './resource-set.ts';
 
 /** APISIX's other top-level keys; accepted and ignored until their resource kinds exist here. */
-const NOT_YET_SUPPORTED = new Set(['ssls', 'stream_routes', 'protos', 'secrets', 'plugins']);
+const NOT_YET_SUPPORTED = new Set(['ssls', 'stream_routes', 'protos', 'secrets']);
 
 export type ResourceChecker = (kind: ServedKind, value: unknown, id: string) => string | undefined;
 
@@ -21,6 +21,11 @@ export interface StandaloneResult {
   problems: string[];
   /** Things ignored on purpose (kinds this version does not have yet). */
   warnings: string[];
+  /**
+   * The file's top-level `plugins` list (HTTP plugin names), which replaces config.yaml's list as
+   * in APISIX's file-driven standalone mode; undefined when the file has none.
+   */
+  plugins?: string[];
 }
 
 export type StandaloneFormat = 'yaml' | 'json';
@@ -52,7 +57,7 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
   const warnings: string[] = [];
   const set = emptyResourceSet();
   for (const key of Object.keys(top)) {
-    if ((SERVED_KINDS as readonly string[]).includes(key)) continue;
+    if ((SERVED_KINDS as readonly string[]).includes(key) || key === 'plugins') continue;
     // `<kind>_conf_version` keys belong to APISIX's API-driven standalone mode; the file's mtime is its version.
     if (key.endsWith('_conf_version')) continue;
     if (NOT_YET_SUPPORTED.has(key)) {
@@ -60,6 +65,13 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
       continue;
     }
     return { set: undefined, fileError: `invalid ${path}: unknown top-level key "${key}" (expected one of: ${[...SERVED_KINDS, ...NOT_YET_SUPPORTED].join(', ')})`, problems, warnings };
+  }
+  let plugins: string[] | undefined;
+  if (top.plugins !== undefined && top.plugins !== null) {
+    const err = validatePluginsList(top.plugins);
+    if (err) return { set: undefined, fileError: `invalid ${path}: "plugins": ${err.replace(/^invalid configuration: /, '')}`, problems, warnings };
+    // Stream plugins arrive with the stream proxy; the HTTP ones replace config.yaml's list.
+    plugins = (top.plugins as PluginListEntry[]).filter((p) => !p.stream).map((p) => p.name);
   }
   for (const kind of SERVED_KINDS) {
     const items = top[kind];
@@ -83,7 +95,7 @@ export function parseStandalone(text: string, format: StandaloneFormat, check: R
       problems.push(`${path}: ${where}: ${err}; ${kept ? 'keeping its last good version' : 'item skipped'}`);
     });
   }
-  return { set, problems, warnings };
+  return { set, problems, warnings, plugins };
 }
 
 /** Drops the per-item `modifiedIndex` APISIX allows in the file (a reuse hint, not part of the resource). */

@@ -308,6 +308,21 @@ describe('plugin runtime: reload and the standalone file', () => {
     }
   });
 
+  it('a plugins list in the standalone file replaces config.yaml\'s, and follows the file', async () => {
+    const route = { id: 'r', uri: '/r', plugins: { 'mark-high': {}, 'mark-low': {} }, upstream: upstreamOf(up) };
+    const gw = await startGateway({
+      config: { apisix: { extra_plugin_dir: FIXTURES }, plugins: ['mark-high'] },
+      routes: { routes: [route], plugins: [{ name: 'mark-low' }, { name: 'ip-restriction', stream: true }] },
+    });
+    try {
+      assert.equal(traceSeen((await request(gw.url('/r'))).body), 'mark-low.rewrite,mark-low.access,mark-low.before_proxy');
+      gw.writeRoutes({ routes: [route] });
+      await waitFor(async () => traceSeen((await request(gw.url('/r'))).body) === 'mark-high.rewrite,mark-high.access,mark-high.before_proxy', 10_000, "config.yaml's list again");
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it('the standalone file carries consumers, global rules and plugin metadata; a bad plugin conf is refused with its name', async () => {
     const gw = await startGateway({
       config: { apisix: { extra_plugin_dir: FIXTURES }, plugins: TEST_PLUGINS },
