@@ -65,7 +65,8 @@ export async function startAdmin(config: NodeConfig, store: ConfigStore, prefix:
     prefix,
     admin,
     ...adminPluginHooks(() => plugins.catalog),
-    onPluginsReload: () => void plugins.reload(),
+    // Nodes sharing the store follow the list this node writes (APISIX's `/apisix/plugins` key).
+    onPluginsReload: () => void plugins.reloadFromConfig((list) => store.put(`${prefix.replace(/\/+$/, '')}/plugins`, list)).catch((err) => log('error', `plugins reload: ${(err as Error).message}`)),
     log,
     streamEnabled: config.apisix.proxy_mode !== 'http',
     serverHeader: config.apisix.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,

@@ -15,6 +15,13 @@ export abstract class ConfigPipeline {
   readonly #reported = new Set<string>();
   /** The enabled plugins that resources are checked against (replaced on a plugin reload). */
   catalog = new PluginCatalog(new Map(), []);
+  /**
+   * The enabled-plugin list the config source carries (the declarative file's `plugins`, the
+   * store's `/apisix/plugins` key), which replaces config.yaml's; undefined when it has none.
+   */
+  pluginsList: string[] | undefined;
+  /** Called when the source's plugin list changed. */
+  onPluginsListChange: (() => void) | undefined;
 
   get version(): number {
     return this.#version;
@@ -32,6 +39,9 @@ export abstract class ConfigPipeline {
 
   /** Why the node should not be considered ready from the config side; undefined when fine. */
   abstract notReadyReason(): string | undefined;
+
+  /** Reads the whole source again and checks every item anew (after the enabled plugins changed). */
+  abstract refresh(): void;
 
   abstract close(): Promise<void> | void;
 
@@ -57,6 +67,13 @@ export abstract class ConfigPipeline {
     if (this.#reported.has(message)) return;
     this.#reported.add(message);
     log(level, message);
+  }
+
+  /** Records the source's plugin list (HTTP plugins of `[{name, stream}]`); says so when it changed. */
+  protected setPluginsList(list: string[] | undefined): void {
+    if (JSON.stringify(list) === JSON.stringify(this.pluginsList)) return;
+    this.pluginsList = list;
+    this.onPluginsListChange?.();
   }
 
   /** The data-plane check of one resource, with this node's plugins. */

@@ -8,10 +8,6 @@ export class FileConfigPipeline extends ConfigPipeline {
   readonly format: StandaloneFormat;
   #loadedOnce = false;
   #unwatch: (() => void) | undefined;
-  /** The file's `plugins` list as last read (undefined: the file has none, config.yaml's applies). */
-  pluginsList: string[] | undefined;
-  /** Called when a read found a different `plugins` list than the one before. */
-  onPluginsListChange: (() => void) | undefined;
 
   constructor(path: string, format: StandaloneFormat) {
     super();
@@ -34,13 +30,14 @@ export class FileConfigPipeline extends ConfigPipeline {
     }
     this.clearReports();
     this.#loadedOnce = true;
-    if (JSON.stringify(result.plugins) !== JSON.stringify(this.pluginsList)) {
-      this.pluginsList = result.plugins;
-      this.onPluginsListChange?.();
-    }
+    this.setPluginsList(result.plugins);
     const changes = this.replaceAll(result.set);
     if (changes > 0) log('notice', `loaded ${this.path}: ${changes} change(s), config version ${this.version}`);
     return true;
+  }
+
+  refresh(): void {
+    this.reload();
   }
 
   watch(): void {

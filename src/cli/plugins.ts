@@ -28,8 +28,8 @@ export class PluginHost {
   readonly #configDir: string;
   #enabled: readonly string[];
   #userDir: string | undefined;
-  /** The declarative file's `plugins` list, when it has one. */
-  #fileList: string[] | undefined;
+  /** The config source's list (the file's `plugins`, the store's `/apisix/plugins`), when it has one. */
+  #sourceList: string[] | undefined;
   /** Called after a reload with the new `plugins` list (workers reload too). */
   onReload: ((enabled: readonly string[]) => void) | undefined;
 
@@ -63,13 +63,26 @@ export class PluginHost {
   }
 
   /**
-   * The declarative file's `plugins` list, which replaces config.yaml's (undefined: back to
-   * config.yaml's). Reloads when the enabled set changes.
+   * The config source's plugin list, which replaces config.yaml's (undefined: back to config.yaml's).
+   * Reloads when the enabled set changes.
    */
-  async useFileList(names: string[] | undefined): Promise<void> {
-    if (JSON.stringify(names) === JSON.stringify(this.#fileList)) return;
-    this.#fileList = names;
+  async useSourceList(names: string[] | undefined): Promise<void> {
+    if (JSON.stringify(names) === JSON.stringify(this.#sourceList)) return;
+    this.#sourceList = names;
+    // The list this node wrote itself after a reload: nothing to load again.
+    if (JSON.stringify(names) === JSON.stringify(this.#enabled)) return;
     await this.reload();
+  }
+
+  /**
+   * `PUT /apisix/admin/plugins/reload` on this node: config.yaml's list is the source of truth, and
+   * the result is written to the store's `/apisix/plugins` key so that nodes sharing the store
+   * reload too (APISIX's behaviour).
+   */
+  async reloadFromConfig(publish: ((list: Array<{ name: string }>) => Promise<unknown>) | undefined): Promise<void> {
+    this.#sourceList = undefined;
+    await this.reload();
+    await publish?.(this.#enabled.filter((name) => this.catalog.get(name)).map((name) => ({ name })));
   }
 
   /** Re-reads config.yaml's plugin list and the user's modules; the old set serves until the new one is ready. */
@@ -77,7 +90,7 @@ export class PluginHost {
     let enabled = this.#enabled;
     try {
       const { config } = loadNodeConfig(this.#configPath);
-      enabled = this.#fileList ?? config.plugins;
+      enabled = this.#sourceList ?? config.plugins;
       this.#userDir = userPluginDir(config, this.#configDir);
     } catch (err) {
       log('error', `plugins reload: ${(err as Error).message}; keeping the plugin list`);

@@ -34,7 +34,7 @@ export async function start(configPath: string | undefined): Promise<void> {
     file.reload();
     if (file.pluginsList) {
       // The file's `plugins` list replaces config.yaml's: load it, then check the items against it.
-      await plugins.useFileList(file.pluginsList);
+      await plugins.useSourceList(file.pluginsList);
       file.catalog = plugins.catalog;
       file.reload();
     }
@@ -46,6 +46,12 @@ export async function start(configPath: string | undefined): Promise<void> {
       const fromStore = new StoreConfigPipeline(store, storePrefix(plan.source, config), plan.source.kind === 'etcd' ? graceMs : 0);
       fromStore.catalog = plugins.catalog;
       await loadWithRetries(fromStore, config, plan);
+      if (fromStore.pluginsList) {
+        // The store's `/apisix/plugins` list replaces config.yaml's; the items are checked again with it.
+        await plugins.useSourceList(fromStore.pluginsList);
+        fromStore.catalog = plugins.catalog;
+        fromStore.refresh();
+      }
       pipeline = fromStore;
     }
   }
@@ -70,15 +76,15 @@ export async function start(configPath: string | undefined): Promise<void> {
     where = `${supervisor.workerCount} worker(s) listening on ${listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ')}`;
   }
 
-  if (pipeline instanceof FileConfigPipeline) {
-    const file = pipeline;
-    file.onPluginsListChange = () => void plugins.useFileList(file.pluginsList);
+  if (pipeline) {
+    const source = pipeline;
+    source.onPluginsListChange = () => void plugins.useSourceList(source.pluginsList);
   }
   plugins.onReload = (enabled) => {
     if (pipeline) pipeline.catalog = plugins.catalog;
     supervisor?.reloadPlugins(enabled, plugins.userDir);
     // Items the old plugin set refused may pass now (and the other way round).
-    if (pipeline instanceof FileConfigPipeline) pipeline.reload();
+    pipeline?.refresh();
   };
 
   let adminServer: AdminServer | undefined;

@@ -2,7 +2,7 @@
 // the next revision. A compaction, an etcd restart or a reconnect re-lists and applies only the
 // difference, so no event is lost or applied twice. While the store is unreachable the workers
 // keep serving what they have.
-import { isServedKind, kindOfKey, type ChangeEvent, type ServedKind } from '../model/index.ts';
+import { isServedKind, kindOfKey, validatePluginsList, type ChangeEvent, type PluginListEntry, type ServedKind } from '../model/index.ts';
 import { emptyResourceSet } from '../store/resource-set.ts';
 import type { ConfigStore, StoreEvent } from '../store/types.ts';
 import { log } from '../util/log.ts';
@@ -36,12 +36,15 @@ export class StoreConfigPipeline extends ConfigPipeline {
   async #loadAll(): Promise<number> {
     const { items, revision } = await this.store.list(this.prefix + '/');
     const next = emptyResourceSet();
+    let pluginsList: string[] | undefined;
     for (const item of items) {
+      if (item.key === this.#pluginsKey) pluginsList = this.#pluginNames(item.value);
       const ref = this.#parseKey(item.key);
       if (!ref) continue;
       const value = this.#validated(ref.kind, ref.id, item.value);
       if (value) next[ref.kind].set(ref.id, value);
     }
+    this.setPluginsList(pluginsList);
     const changes = this.replaceAll(next, revision);
     this.#loaded = true;
     log('notice', `loaded config from ${this.store.name} at revision ${revision}: ${changes} change(s)`);
@@ -60,6 +63,7 @@ export class StoreConfigPipeline extends ConfigPipeline {
   #onEvents(events: StoreEvent[], revision: number): void {
     const changes: ChangeEvent[] = [];
     for (const ev of events) {
+      if (ev.key === this.#pluginsKey) this.setPluginsList(ev.type === 'delete' ? undefined : this.#pluginNames(ev.value));
       const ref = this.#parseKey(ev.key);
       if (!ref) continue;
       const set = this.current[ref.kind];
@@ -73,6 +77,10 @@ export class StoreConfigPipeline extends ConfigPipeline {
       changes.push({ kind: ref.kind, id: ref.id, value });
     }
     this.publish(changes, revision);
+  }
+
+  refresh(): void {
+    this.#resync('the enabled plugins changed');
   }
 
   /** Re-lists after the watch lost its place; concurrent requests share one re-list. */
@@ -116,6 +124,21 @@ export class StoreConfigPipeline extends ConfigPipeline {
     const kept = this.current[kind].has(id);
     log('error', `${this.store.name}: ${this.prefix}/${kind}/${id}: ${err}; ${kept ? 'keeping its last good version' : 'skipped'}`);
     return undefined;
+  }
+
+  /** `/apisix/plugins`: the enabled-plugin list the node that last reloaded wrote (APISIX's layout). */
+  get #pluginsKey(): string {
+    return `${this.prefix}/plugins`;
+  }
+
+  /** The HTTP plugin names of a `/apisix/plugins` value; undefined (logged) when it is not a valid list. */
+  #pluginNames(value: unknown): string[] | undefined {
+    const err = validatePluginsList(value);
+    if (err) {
+      log('error', `${this.store.name}: ${this.#pluginsKey}: ${err}; ignored`);
+      return this.pluginsList;
+    }
+    return (value as PluginListEntry[]).filter((p) => !p.stream).map((p) => p.name);
   }
 
   /** `/apisix/routes/1` → routes, "1"; keys of kinds the data plane does not serve → undefined. */

@@ -1,6 +1,8 @@
 // Nodes sharing one etcd: a control plane and a data plane as separate processes, a traditional node,
 // etcd outages, restarts and compaction, and keys written the way APISIX writes them.
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { etcdApi, etcdCompact, etcdPutRaw, etcdRevision, startEtcd, type EtcdProcess } from '../helpers/etcd.ts';
 import { freePort, request, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
@@ -130,6 +132,23 @@ describe('several nodes sharing one etcd', () => {
     assert.equal((await admin(cpAdmin, 'PUT', '/routes/after-compact', route('/after-compact', up))).status, 201);
     await waitFor(async () => (await request(dp.url('/after-compact'))).status === 200, 5000, 'route after compaction');
     for (let i = 0; i < 5; i++) assert.equal((await request(dp.url(`/c/${i}`))).status, 200);
+  });
+
+  it('a plugin reload on the control plane writes /apisix/plugins, and the data plane follows it', async () => {
+    const body = { ...route('/cpdp-reload', up), plugins: { 'proxy-rewrite': { headers: { set: { 'X-From': 'dp' } } } } };
+    assert.equal((await admin(cpAdmin, 'PUT', '/routes/reload', body)).status, 201);
+    await waitFor(async () => (await request(dp.url('/cpdp-reload'))).status === 200, 5000, 'the route on the data plane');
+    assert.equal(JSON.parse((await request(dp.url('/cpdp-reload'))).body).headers['x-from'], 'dp');
+    // The control plane drops proxy-rewrite from its list and reloads.
+    const configPath = join(cp.dir, 'config.yaml');
+    writeFileSync(configPath, readFileSync(configPath, 'utf8') + 'plugins:\n  - key-auth\n  - limit-count\n');
+    assert.equal((await admin(cpAdmin, 'PUT', '/plugins/reload')).status, 200);
+    await waitFor(async () => {
+      const res = await etcdApi<{ kvs?: Array<{ value: string }> }>(etcd.endpoint, '/v3/kv/range', { key: Buffer.from(`${prefix}/plugins`).toString('base64') });
+      return res.kvs?.length === 1 && Buffer.from(res.kvs[0].value, 'base64').toString() === '[{"name":"key-auth"},{"name":"limit-count"}]';
+    }, 10_000, 'the list in etcd');
+    // The data plane follows: proxy-rewrite is no longer enabled there, so the route serves without it.
+    await waitFor(async () => JSON.parse((await request(dp.url('/cpdp-reload'))).body).headers['x-from'] === undefined, 10_000, 'the data plane without proxy-rewrite');
   });
 });
 
