@@ -91,9 +91,7 @@ export class RequestHandler {
   #startPlugins(ctx: RequestContext, snapshot: Snapshot, global: PluginChain | undefined, route: PluginChain | undefined): PluginRun {
     ctx.runtime = snapshot.plugins;
     ctx.maxBodyBytes = this.options.maxBodyBytes;
-    const run = new PluginRun(ctx, global, route);
-    if (run.hasLog) ctx.res.once('close', () => run.logPhase());
-    return run;
+    return new PluginRun(ctx, global, route);
   }
 
   /** Continues after rewrite/access: a plugin's exit is sent, otherwise `next` runs. */

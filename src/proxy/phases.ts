@@ -15,9 +15,10 @@ import { gatewayBody } from './responses.ts';
 export type { PhaseExit } from '../plugins/api.ts';
 
 type Outcome = PhaseExit | undefined;
-const NONE: readonly PluginInstance[] = [];
 type MaybeOutcome = Outcome | Promise<Outcome>;
 type CallPhase = 'rewrite' | 'access' | 'before_proxy';
+
+const NONE: readonly PluginInstance[] = [];
 
 function isPromise<T>(value: unknown): value is Promise<T> {
   return typeof (value as { then?: unknown } | undefined)?.then === 'function';
@@ -31,18 +32,24 @@ export class PluginRun {
   /** `_meta.filter` results, evaluated once per request and instance. */
   #filtered: Map<PluginInstance, boolean> | undefined;
 
+  #logHooked = false;
+
   constructor(ctx: RequestContext, global: PluginChain | undefined, route: PluginChain | undefined) {
     this.ctx = ctx;
     this.global = global;
     this.route = route;
+    this.#hookLog();
   }
 
   get hasBodyFilters(): boolean {
     return (this.global?.body_filter.length ?? 0) + (this.route?.body_filter.length ?? 0) > 0;
   }
 
-  get hasLog(): boolean {
-    return (this.global?.log.length ?? 0) + (this.route?.log.length ?? 0) > 0;
+  /** The log phase runs once the response is done (or the client went away), when some plugin has one. */
+  #hookLog(): void {
+    if (this.#logHooked || (this.global?.log.length ?? 0) + (this.route?.log.length ?? 0) === 0) return;
+    this.#logHooked = true;
+    this.ctx.res.once('close', () => this.logPhase());
   }
 
   /** rewrite and access for every chain; a result ends the request. */
@@ -74,6 +81,7 @@ export class PluginRun {
         if (!consumer || !this.route) return undefined;
         const merged = this.route.withConsumer(consumer);
         this.route = merged.chain;
+        this.#hookLog();
         return merged.addedRewrite.length ? this.#runList(merged.addedRewrite, 'rewrite', 0, false) : undefined;
       }
       case 3:

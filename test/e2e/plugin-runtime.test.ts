@@ -37,7 +37,7 @@ describe('plugin runtime', () => {
 
   before(async () => {
     up = await startUpstream();
-    node = await startNode(['key-auth', 'limit-count', 'proxy-rewrite', ...TEST_PLUGINS]);
+    node = await startNode(['key-auth', 'limit-count', 'limit-conn', 'proxy-rewrite', ...TEST_PLUGINS]);
   });
 
   after(async () => {
@@ -203,6 +203,18 @@ describe('plugin runtime', () => {
     await del(node, '/consumers/jack');
     await del(node, '/consumers/rose');
     await del(node, '/consumer_groups/gold');
+  });
+
+  it('a plugin a consumer brings gets its log phase too (limit-conn frees its place)', async () => {
+    await put(node, '/consumers/conn', { username: 'conn', plugins: { 'key-auth': { key: 'conn-key' }, 'limit-conn': { conn: 1, burst: 0, default_conn_delay: 0.1, key: 'consumer_name' } } });
+    await put(node, '/routes/conn', { uri: '/conn', plugins: { 'key-auth': {} }, upstream: upstreamOf(up) });
+    // One at a time: each request's log phase gives its place back (it runs once the response is
+    // done, so the next request may briefly race it); without the log phase the place stays taken.
+    for (let i = 0; i < 5; i++) {
+      await waitFor(async () => (await request(node.gw.url('/conn'), { headers: { apikey: 'conn-key' } })).status === 200, 3000, `request ${i + 1} admitted`);
+    }
+    await del(node, '/routes/conn');
+    await del(node, '/consumers/conn');
   });
 
   it('async phases and async body filters keep order; exits from async phases work', async () => {
