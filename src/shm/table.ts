@@ -87,9 +87,7 @@ export class SharedMemoryTable {
       // Every probed slot holds a live key: the one closest to expiring gives way.
       if (target === -1) target = oldest;
       const m = target * INT_WORDS;
-      while (Atomics.compareExchange(meta, m, 0, 1) !== 0) {
-        // spin: the holder is inside a few arithmetic operations
-      }
+      acquire(meta, m);
       // Another worker may have claimed the slot for a different key between the probe and the lock.
       const used = meta[m + 3] !== 0;
       const ours = meta[m + 1] === a && meta[m + 2] === b;
@@ -100,6 +98,28 @@ export class SharedMemoryTable {
 }
 
 const pair = new Int32Array(2);
+
+/** How long a lock may stay taken before it is presumed to belong to a worker that died holding it. */
+const STALE_LOCK_MS = 200;
+
+/**
+ * Takes a slot's spin lock. The holder is inside a few arithmetic operations, so the wait is short;
+ * a lock held far longer belonged to a worker that was terminated mid-update, and is taken over
+ * rather than blocking every worker on that key forever.
+ */
+function acquire(meta: Int32Array, index: number): void {
+  let spins = 0;
+  let since = 0;
+  while (Atomics.compareExchange(meta, index, 0, 1) !== 0) {
+    if (++spins % 4096 !== 0) continue;
+    const now = Date.now();
+    if (since === 0) since = now;
+    else if (now - since > STALE_LOCK_MS) {
+      Atomics.store(meta, index, 1);
+      return;
+    }
+  }
+}
 
 /** Two independent 32-bit hashes of `text` (FNV-1a with two seeds, then a murmur finaliser) in one pass, into `pair`. */
 function hashPair(text: string): void {
