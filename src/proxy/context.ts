@@ -2,6 +2,7 @@
 // expressions, balancers and (later) plugins read through `get(name)`.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { VarLookup } from '../expr/vars.ts';
 import type { Consumer, ConsumerCredential, LogLevel, PluginContext, ResponseView, UpstreamTarget } from '../plugins/api.ts';
 import type { MatchInput } from '../snapshot/index.ts';
@@ -72,6 +73,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   headerEdits: Map<string, HeaderEdit> | undefined;
   /** The whole request body once a plugin read or replaced it. */
   bufferedBody: Buffer | undefined;
+  /** An upgrade request's raw connection and the bytes read past its head (WebSocket routes tunnel them). */
+  upgrade: { socket: Socket; head: Buffer } | undefined;
   /** client_max_body_size in bytes (0 = none), for plugins that read the body. */
   maxBodyBytes = 0;
   #bodyReading: Promise<Buffer> | undefined;

@@ -1,5 +1,6 @@
 // The request path of a worker: context → route match → plugin phases → upstream.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { UpstreamTarget } from '../plugins/api.ts';
 import type { PluginChain } from '../plugins/chain.ts';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/index.ts';
@@ -7,6 +8,7 @@ import type { UpstreamResolution } from '../snapshot/types.ts';
 import { RequestContext, type ListenerInfo } from './context.ts';
 import { Exchange, type ForwardSettings } from './forward.ts';
 import { PluginRun, respondThroughPlugins, type PhaseExit } from './phases.ts';
+import { openWebSocketTunnel } from './websocket.ts';
 import type { RealIpSettings } from './real-ip.ts';
 import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
 import { normalisePath, splitTarget } from './uri.ts';
@@ -33,7 +35,23 @@ export class RequestHandler {
     this.options = options;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
+  /**
+   * A request with an `Upgrade` header (Node hands over its raw connection): a WebSocket upgrade on
+   * a route with `enable_websocket` is tunnelled to a node; any other goes through the usual path
+   * without the upgrade, as nginx proxies it, and the connection closes after the answer.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo): void {
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    // Node's server does not manage this response: once answered (a refusal, a plain request), the
+    // connection ends here, since its parser was handed over with the upgrade.
+    res.once('finish', () => socket.end());
+    socket.on('error', () => socket.destroy());
+    this.handle(req, res, listener, { socket, head });
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo, upgrade?: { socket: Socket; head: Buffer }): void {
     if (req.url!.length > MAX_REQUEST_TARGET) {
       // nginx reads the request line into one 8 KiB buffer (large_client_header_buffers 4 8k).
       sendStatus(res, 414, undefined, { Connection: 'close' }, this.options.serverHeader);
@@ -54,6 +72,7 @@ export class RequestHandler {
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
+    if (upgrade && req.headers.upgrade?.toLowerCase() === 'websocket') ctx.upgrade = upgrade;
     const snapshot = this.snapshot;
     const matched = snapshot.match(ctx);
     const global = snapshot.globalChain;
@@ -124,7 +143,15 @@ export class RequestHandler {
       this.#respond(ctx, run, 503);
       return;
     }
-    new Exchange(ctx, upstream, route.timeouts ?? upstream.timeouts, this.options, this.#onExchangeDone, run).start();
+    const timeouts = route.timeouts ?? upstream.timeouts;
+    if (ctx.upgrade && route.websocket) {
+      openWebSocketTunnel(ctx, ctx.upgrade.socket, ctx.upgrade.head, upstream, timeouts, this.options, (status, reason) => {
+        this.options.log('error', `${reason} while connecting the WebSocket ${ctx.requestUri} (route ${route.id}, node ${ctx.balancerIp}:${ctx.balancerPort})`);
+        this.#respond(ctx, run, status);
+      });
+      return;
+    }
+    new Exchange(ctx, upstream, timeouts, this.options, this.#onExchangeDone, run).start();
   }
 
   /** An upstream chosen by a plugin (traffic-split): by id from the current snapshot, or compiled by the plugin. */

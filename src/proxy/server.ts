@@ -67,6 +67,14 @@ export class ProxyServer {
         sendStatus(res, 500, undefined, undefined, handler.options.serverHeader);
       }
     });
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      try {
+        handler.handleUpgrade(req, socket, head, listener);
+      } catch (err) {
+        handler.options.log('error', `upgrade ${req.method} ${req.url} failed: ${(err as Error).stack ?? err}`);
+        socket.destroy();
+      }
+    });
     server.on('clientError', onClientError);
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);

@@ -30,7 +30,6 @@ export function checkResource(kind: ServedKind, value: unknown, options: CheckOp
   if (pluginError) return pluginError;
   if (!CORE_KINDS.has(kind)) return undefined;
   if (obj.script !== undefined) return unsupported('script', 'Lua scripts cannot run in Causeway');
-  if (obj.enable_websocket) return unsupported('enable_websocket', 'WebSocket proxying arrives with the protocols release');
   if (kind === 'routes') {
     const route = value as Route;
     if (route.filter_func !== undefined) return unsupported('filter_func', 'Lua functions cannot run in Causeway; use `vars`');

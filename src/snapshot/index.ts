@@ -168,6 +168,7 @@ export class Snapshot {
       timeouts: conf.timeout ? timeoutsMs(conf.timeout) : undefined,
       resolveUpstream: this.#upstreamResolver(conf, serviceId, service),
       plugins: chain && !chain.empty ? chain : undefined,
+      websocket: conf.enable_websocket ?? service?.conf.enable_websocket ?? false,
       missingPluginConfig: pluginConfigId !== undefined && !pluginConfig ? pluginConfigId : undefined,
     };
     const hosts = conf.hosts ?? (conf.host ? [conf.host] : service?.conf.hosts);

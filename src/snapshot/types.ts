@@ -47,6 +47,8 @@ export interface CompiledRoute {
   timeouts: TimeoutsMs | undefined;
   /** The route's plugins with its plugin config's and service's merged in; undefined when none. */
   plugins: PluginChain | undefined;
+  /** `enable_websocket` (the route's, else its service's): upgrade requests are tunnelled to the node. */
+  websocket: boolean;
   /** The id of a `plugin_config_id` that does not exist (the request gets 503, as APISIX). */
   missingPluginConfig: string | undefined;
   /** Resolves route → service → upstream_id at request time (one map lookup) so upstream changes need no route rebuild. */
