@@ -57,6 +57,7 @@ async function main() {
   node_listen: [{ip: 127.0.0.1, port: ${proxyPort}}]
   enable_ipv6: false
   status: {ip: 127.0.0.1, port: ${statusPort}}
+  ssl: {enable: false}
 nginx_config:
   worker_processes: ${WORKERS}
 deployment:

@@ -443,6 +443,7 @@ function startCauseway(name, upPort, port, dir, opts, routePlugins, extra = '') 
   fs.writeFileSync(config, `apisix:
   node_listen: [${port}]
   enable_ipv6: false
+  ssl: {enable: false}
 nginx_config:
   worker_processes: 1
 deployment:

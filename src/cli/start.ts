@@ -2,7 +2,7 @@
 // Status API; worker threads serve traffic.
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { httpListeners, loadNodeConfig, workerCount, type NodeConfig } from '../conf/index.ts';
+import { httpListeners, loadNodeConfig, sslListeners, workerCount, type NodeConfig } from '../conf/index.ts';
 import type { ConfigStore } from '../store/types.ts';
 import { startStatusServer } from '../status/server.ts';
 import { log, setLogLevel } from '../util/log.ts';
@@ -60,6 +60,7 @@ export async function start(configPath: string | undefined): Promise<void> {
   let where = 'no proxy listeners';
   if (plan.proxy && pipeline) {
     const listeners = httpListeners(config);
+    const tlsListeners = sslListeners(config);
     // Several workers share a port only through SO_REUSEPORT (Linux); without it one worker serves.
     const reusePort = config.apisix.enable_reuseport && process.platform === 'linux';
     let count = workerCount(config);
@@ -69,11 +70,12 @@ export async function start(configPath: string | undefined): Promise<void> {
     }
     if (count > 1) hintMigrateReq();
     const source = pipeline;
-    supervisor = new WorkerSupervisor({ count, config, listeners, reusePort, currentState: () => source.state(), plugins: plugins.enabled, pluginDir: plugins.userDir });
+    supervisor = new WorkerSupervisor({ count, config, listeners, sslListeners: tlsListeners, reusePort, currentState: () => source.state(), plugins: plugins.enabled, pluginDir: plugins.userDir });
     source.onChange = (events, version) => supervisor!.broadcast(events, version);
     await supervisor.start();
     if (source instanceof FileConfigPipeline) source.watch();
-    where = `${supervisor.workerCount} worker(s) listening on ${listeners.map((l) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`)).join(', ')}`;
+    const show = (l: { ip: string; port: number }) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`);
+    where = `${supervisor.workerCount} worker(s) listening on ${listeners.map(show).join(', ')}${tlsListeners.length ? `; TLS on ${tlsListeners.map(show).join(', ')}` : ''}`;
   }
 
   if (pipeline) {

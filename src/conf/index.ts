@@ -16,7 +16,7 @@ import { check } from './validate.ts';
 export { ConfigError } from './error.ts';
 export { DEFAULT_CONFIG } from './defaults.ts';
 export { substituteEnvInText, substituteEnvInValue } from './env.ts';
-export { httpListeners, workerCount, type Listen } from './listen.ts';
+export { httpListeners, sslListeners, workerCount, type Listen } from './listen.ts';
 export { adminEnabled } from './rules.ts';
 export { parseDurationSeconds, parseSizeBytes } from './units.ts';
 export type * from './types.ts';

@@ -27,6 +27,29 @@ export function httpListeners(config: NodeConfig): Listen[] {
   return out;
 }
 
+const DEFAULT_HTTPS_PORT = 9443;
+
+/**
+ * TLS listeners from apisix.ssl.listen when apisix.ssl.enable, by the same rules as node_listen
+ * (an item without `ip` also listens on "::" with apisix.enable_ipv6; without port, 9443).
+ */
+export function sslListeners(config: NodeConfig): Listen[] {
+  const ssl = config.apisix.ssl;
+  if (!ssl?.enable) return [];
+  const out: Listen[] = [];
+  const seen = new Set<string>();
+  for (const item of ssl.listen ?? []) {
+    const port = item.port ?? DEFAULT_HTTPS_PORT;
+    const ips = item.ip !== undefined ? [item.ip] : config.apisix.enable_ipv6 ? ['0.0.0.0', '::'] : ['0.0.0.0'];
+    for (const ip of ips) {
+      if (seen.has(`${ip}|${port}`)) continue;
+      seen.add(`${ip}|${port}`);
+      out.push({ ip, port });
+    }
+  }
+  return out;
+}
+
 /**
  * Worker process count. As in apache/apisix: apisix/cli/ops.lua, apisix.enable_dev_mode gives 1, "auto" gives the
  * CPU count (os.availableParallelism()), and the APISIX_WORKER_PROCESSES environment variable, when it holds a

@@ -52,7 +52,7 @@ export interface ResourceTypes {
  * Every kind a data plane reads: the proxied kinds plus what plugins use. Credentials travel as
  * `consumers` with id `{username}/credentials/{id}`; plugin metadata has the plugin name as id.
  */
-export const SERVED_KINDS = [...RESOURCE_KINDS, 'consumers', 'consumer_groups', 'plugin_configs', 'global_rules', 'plugin_metadata'] as const;
+export const SERVED_KINDS = [...RESOURCE_KINDS, 'consumers', 'consumer_groups', 'plugin_configs', 'global_rules', 'plugin_metadata', 'ssls'] as const;
 export type ServedKind = (typeof SERVED_KINDS)[number];
 
 export function isServedKind(kind: string): kind is ServedKind {

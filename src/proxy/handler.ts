@@ -23,7 +23,7 @@ export interface HandlerOptions extends ForwardSettings {
   matchUriEncodedSlash: boolean;
   /** nginx realip settings; undefined when off. */
   realIp: RealIpSettings | undefined;
-  log: (level: 'warn' | 'error', message: string) => void;
+  log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
 export class RequestHandler {

@@ -1,6 +1,8 @@
 // HTTP listeners of a worker. Every worker binds the same ports with SO_REUSEPORT, so the kernel
 // spreads connections and no accept loop or IPC hop sits in front of the workers.
+import { constants } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { ListenerInfo } from './context.ts';
@@ -11,6 +13,16 @@ export interface ListenAddress {
   ip: string;
   port: number;
 }
+
+/** apisix.ssl: accepted protocol versions, ciphers, session tickets. */
+export interface TlsSettings {
+  minVersion: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  maxVersion: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  ciphers: string | undefined;
+  sessionTickets: boolean;
+}
+
+const DEFAULT_TLS: TlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ciphers: undefined, sessionTickets: false };
 
 export interface ServerLimits {
   /** Idle keep-alive connections close after this (nginx keepalive_timeout). */
@@ -33,9 +45,11 @@ export class ProxyServer {
     this.#limits = limits;
   }
 
-  async listen(addresses: readonly ListenAddress[], reusePort: boolean): Promise<void> {
-    for (const addr of addresses) {
-      const server = this.#createServer({ scheme: 'http', port: addr.port });
+  /** Opens the plain listeners, and the TLS ones (certificates chosen by SNI from the snapshot's SSLs). */
+  async listen(addresses: readonly ListenAddress[], reusePort: boolean, tlsAddresses: readonly ListenAddress[] = [], tlsSettings?: TlsSettings): Promise<void> {
+    const all = [...addresses.map((a) => [a, false] as const), ...tlsAddresses.map((a) => [a, true] as const)];
+    for (const [addr, secure] of all) {
+      const server = this.#createServer({ scheme: secure ? 'https' : 'http', port: addr.port }, secure ? tlsSettings ?? DEFAULT_TLS : undefined);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen({ host: addr.ip, port: addr.port, reusePort, ipv6Only: addr.ip === '::' }, () => {
@@ -47,16 +61,17 @@ export class ProxyServer {
     }
   }
 
-  #createServer(listener: ListenerInfo): http.Server {
+  #createServer(listener: ListenerInfo, tlsSettings?: TlsSettings): http.Server {
     const handler = this.#handler;
-    const server = http.createServer({
+    const options: http.ServerOptions = {
       keepAliveTimeout: this.#limits.keepAliveTimeoutMs,
       headersTimeout: this.#limits.headerTimeoutMs,
       requestTimeout: 0, // bodies stream: a long upload is not an error
       connectionsCheckingInterval: Math.min(1000, this.#limits.headerTimeoutMs),
       maxHeaderSize: this.#limits.maxHeaderBytes,
       noDelay: true,
-    }, (req, res) => {
+    };
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       // Draining: answer, then close, so keep-alive clients move to another worker cleanly.
       if (this.#draining) res.shouldKeepAlive = false;
       try {
@@ -66,7 +81,23 @@ export class ProxyServer {
         handler.options.log('error', `request ${req.method} ${req.url} failed: ${(err as Error).stack ?? err}`);
         sendStatus(res, 500, undefined, undefined, handler.options.serverHeader);
       }
-    });
+    };
+    const server = tlsSettings
+      ? https.createServer({
+          ...options,
+          minVersion: tlsSettings.minVersion,
+          maxVersion: tlsSettings.maxVersion,
+          ciphers: tlsSettings.ciphers,
+          secureOptions: tlsSettings.sessionTickets ? 0 : constants.SSL_OP_NO_TICKET,
+          // The certificate follows the client's server name, from the SSLs of the current snapshot:
+          // an SSL added or replaced is served from the next handshake on.
+          SNICallback: (servername, done) => {
+            const context = handler.snapshot.ssl.contextFor(servername);
+            if (context) done(null, context);
+            else done(new Error(`failed to find any SSL certificate by SNI: ${servername}`));
+          },
+        }, onRequest)
+      : http.createServer(options, onRequest);
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       try {
         handler.handleUpgrade(req, socket, head, listener);
@@ -76,6 +107,11 @@ export class ProxyServer {
       }
     });
     server.on('clientError', onClientError);
+    // A handshake that failed (no certificate for the name, a protocol refused) ends that connection only.
+    server.on('tlsClientError', (err: Error, socket: Socket) => {
+      handler.options.log('info', `TLS handshake failed for ${socket.remoteAddress}: ${err.message}`);
+      socket.destroy();
+    });
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));

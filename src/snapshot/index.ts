@@ -3,13 +3,14 @@
 // routes, an upstream's balancer); routes resolve `upstream_id` at request time with one map
 // lookup, so an upstream change never touches the router.
 import { compileExpr } from '../expr/index.ts';
-import type { ChangeEvent, Route, ServedKind, Service, Upstream } from '../model/index.ts';
+import type { ChangeEvent, Route, ServedKind, Service, Ssl, Upstream } from '../model/index.ts';
 import type { UpstreamHandle } from '../plugins/api.ts';
 import { buildChain, mergePlugins, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
 import { PluginCatalog } from '../plugins/registry.ts';
 import { Router, type MatchInput, type MatchResult, type RouterMode } from '../router/index.ts';
 import { namedTable } from '../shm/table.ts';
 import { PluginState } from './plugins.ts';
+import { SniIndex } from './ssl.ts';
 import type { CompiledRoute, CompiledService, CompiledUpstream, UpstreamResolution } from './types.ts';
 import { compileUpstream, DEFAULT_POOL, timeoutsMs, type PoolDefaults } from './upstream.ts';
 
@@ -33,7 +34,7 @@ export interface SnapshotOptions {
 
 // Plugin-side kinds first: a route compiles its chain from its plugin config and service.
 const KIND_ORDER: Record<ServedKind, number> = {
-  upstreams: 0, consumer_groups: 0, consumers: 1, plugin_metadata: 0, global_rules: 1, plugin_configs: 1, services: 2, routes: 3,
+  upstreams: 0, consumer_groups: 0, consumers: 1, plugin_metadata: 0, global_rules: 1, plugin_configs: 1, services: 2, routes: 3, ssls: 0,
 };
 
 export class Snapshot {
@@ -49,6 +50,8 @@ export class Snapshot {
   readonly #poolDefaults: PoolDefaults;
   /** Consumers, global rules, plugin configs and metadata, and the env chains compile with. */
   readonly plugins: PluginState;
+  /** Server certificates by SNI, for the TLS listeners. */
+  readonly ssl = new SniIndex();
   /** Bumped on every applied batch; equals the config source's revision when one is given. */
   version = 0;
 
@@ -84,6 +87,7 @@ export class Snapshot {
         else if (ev.kind === 'services') this.#applyService(ev.id, ev.value as Service | undefined);
         else if (ev.kind === 'routes') this.#applyRoute(ev.id, ev.value as Route | undefined);
         else if (ev.kind === 'plugin_configs') this.#applyPluginConfig(ev.id, ev.value);
+        else if (ev.kind === 'ssls') this.ssl.apply(ev.id, ev.value as Ssl | undefined);
         else this.plugins.apply(ev.kind, ev.id, ev.value);
       } catch (err) {
         this.#onError?.(ev.kind, ev.id, (err as Error).message);

@@ -8,7 +8,7 @@ import { SERVED_KINDS, validatePluginsList, type PluginListEntry, type ServedKin
 import { emptyResourceSet, type ResourceSet } from './resource-set.ts';
 
 /** APISIX's other top-level keys; accepted and ignored until their resource kinds exist here. */
-const NOT_YET_SUPPORTED = new Set(['ssls', 'stream_routes', 'protos', 'secrets']);
+const NOT_YET_SUPPORTED = new Set(['stream_routes', 'protos', 'secrets']);
 
 export type ResourceChecker = (kind: ServedKind, value: unknown, id: string) => string | undefined;
 

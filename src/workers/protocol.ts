@@ -7,6 +7,8 @@ export interface WorkerInit {
   index: number;
   config: NodeConfig;
   listeners: Listen[];
+  /** TLS listeners (apisix.ssl.listen). */
+  sslListeners: Listen[];
   reusePort: boolean;
   /** Node-wide shared memory (rate-limit counters, breaker state): the same buffer for every worker. */
   shared: SharedArrayBuffer;

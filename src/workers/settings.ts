@@ -3,7 +3,7 @@ import { parseDurationSeconds, parseSizeBytes, type NodeConfig } from '../conf/i
 import type { HandlerOptions } from '../proxy/handler.ts';
 import { compileRealIp } from '../proxy/real-ip.ts';
 import type { PoolDefaults } from '../snapshot/upstream.ts';
-import type { ServerLimits } from '../proxy/server.ts';
+import type { ServerLimits, TlsSettings } from '../proxy/server.ts';
 import { SERVER_TOKEN } from '../proxy/responses.ts';
 import { compileIpMatcher } from '../util/ip.ts';
 import { log } from '../util/log.ts';
@@ -22,6 +22,20 @@ export function handlerOptions(config: NodeConfig): HandlerOptions {
     clientBodyTimeoutMs: parseDurationSeconds(config.nginx_config.http.client_body_timeout) * 1000,
     sendTimeoutMs: parseDurationSeconds(config.nginx_config.http.send_timeout) * 1000,
     log,
+  };
+}
+
+/** apisix.ssl as the TLS listeners apply it. */
+export function tlsSettings(config: NodeConfig): TlsSettings {
+  const ssl = config.apisix.ssl;
+  const order = ['TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+  const listed = order.filter((v) => (ssl?.ssl_protocols ?? 'TLSv1.2 TLSv1.3').split(/\s+/).includes(v));
+  const versions = listed.length ? listed : (['TLSv1.2', 'TLSv1.3'] as const);
+  return {
+    minVersion: versions[0],
+    maxVersion: versions[versions.length - 1],
+    ciphers: ssl?.ssl_ciphers || undefined,
+    sessionTickets: ssl?.ssl_session_tickets ?? false,
   };
 }
 

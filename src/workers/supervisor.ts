@@ -33,6 +33,7 @@ export interface SupervisorOptions {
   count: number;
   config: NodeConfig;
   listeners: Listen[];
+  sslListeners?: Listen[];
   reusePort: boolean;
   /** Events that bring a new worker up to date (the whole current config). */
   currentState: () => { events: ChangeEvent[]; version: number };
@@ -63,7 +64,7 @@ export class WorkerSupervisor {
   /** Starts a worker for `slot` (as its active worker, or as the incoming replacement); resolves when it listens. */
   #launch(slot: Slot, role: 'active' | 'incoming'): Promise<number[]> {
     const o = this.#options;
-    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, reusePort: o.reusePort, shared: this.#shared, plugins: o.plugins ?? [], pluginDir: o.pluginDir };
+    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, sslListeners: o.sslListeners ?? [], reusePort: o.reusePort, shared: this.#shared, plugins: o.plugins ?? [], pluginDir: o.pluginDir };
     const running: Running = { worker: new Worker(WORKER_URL, { workerData: init, name: `causeway-worker-${slot.index}` }), listening: false, appliedVersion: -1, retiring: false };
     slot[role] = running;
     // The worker starts from the full current config, queued before it even listens; later

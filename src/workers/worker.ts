@@ -9,7 +9,7 @@ import { Snapshot } from '../snapshot/index.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
-import { handlerOptions, poolDefaults, serverLimits } from './settings.ts';
+import { handlerOptions, poolDefaults, serverLimits, tlsSettings } from './settings.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -85,7 +85,7 @@ port.on('message', onMessage);
 // A broken client or upstream must never take the worker down: log and keep serving.
 process.on('uncaughtException', (err) => log('error', `uncaught exception in worker ${init.index}: ${err.stack ?? err}`));
 
-server.listen(init.listeners, init.reusePort).then(
+server.listen(init.listeners, init.reusePort, init.sslListeners, tlsSettings(config)).then(
   () => post({ type: 'listening', ports: server.ports }),
   (err: Error) => post({ type: 'fatal', message: `failed to listen: ${err.message}` }),
 );

@@ -53,6 +53,8 @@ export interface GatewayOptions {
 
 export interface Gateway {
   port: number;
+  /** The TLS listener's port (apisix.ssl.listen), on 127.0.0.1. */
+  sslPort: number;
   statusPort: number;
   dir: string;
   proc: ChildProcess;
@@ -81,8 +83,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const dir = mkdtempSync(join(tmpdir(), 'causeway-test-'));
   const port = await freePort();
   const statusPort = await freePort();
+  const sslPort = await freePort();
   const base = {
-    apisix: { node_listen: [{ ip: '127.0.0.1', port }], enable_ipv6: false, status: { ip: '127.0.0.1', port: statusPort } },
+    apisix: {
+      node_listen: [{ ip: '127.0.0.1', port }],
+      enable_ipv6: false,
+      status: { ip: '127.0.0.1', port: statusPort },
+      ssl: { listen: [{ ip: '127.0.0.1', port: sslPort }] },
+    },
     nginx_config: { worker_processes: options.workers ?? 1, worker_shutdown_timeout: '10s' },
     deployment: { role: 'data_plane', role_data_plane: { config_provider: 'yaml' } },
   };
@@ -101,6 +109,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const gw: Gateway = {
     port,
+    sslPort,
     statusPort,
     dir,
     proc,
