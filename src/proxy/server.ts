@@ -4,6 +4,7 @@ import { constants } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type Socket } from 'node:net';
+import type tls from 'node:tls';
 import { STATUS_CODES } from 'node:http';
 import type { ListenerInfo } from './context.ts';
 import type { RequestHandler } from './handler.ts';
@@ -24,6 +25,15 @@ export interface TlsSettings {
 
 const DEFAULT_TLS: TlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ciphers: undefined, sessionTickets: false };
 
+function tlsContextOptions(settings: TlsSettings): tls.SecureContextOptions {
+  return {
+    minVersion: settings.minVersion,
+    maxVersion: settings.maxVersion,
+    ciphers: settings.ciphers,
+    secureOptions: settings.sessionTickets ? 0 : constants.SSL_OP_NO_TICKET,
+  };
+}
+
 export interface ServerLimits {
   /** Idle keep-alive connections close after this (nginx keepalive_timeout). */
   keepAliveTimeoutMs: number;
@@ -38,6 +48,9 @@ export class ProxyServer {
   readonly #servers: http.Server[] = [];
   readonly #limits: ServerLimits;
   readonly #sockets = new Set<Socket>();
+  readonly #tlsServers: Array<{ server: https.Server; settings: TlsSettings }> = [];
+  /** The fallback certificate the TLS listeners' default context holds now. */
+  #fallback: { cert: string; key: string } | undefined;
   #draining = false;
 
   constructor(handler: RequestHandler, limits: ServerLimits) {
@@ -58,6 +71,19 @@ export class ProxyServer {
         });
       });
       this.#servers.push(server);
+      if (secure) this.#tlsServers.push({ server: server as https.Server, settings: tlsSettings ?? DEFAULT_TLS });
+    }
+  }
+
+  /**
+   * apisix.ssl.fallback_sni: a client that sends no server name gets the certificate of this name.
+   * Called after every configuration change; the default context changes only when the pair does.
+   */
+  setFallbackCertificate(pair: { cert: string; key: string } | undefined): void {
+    if (pair?.cert === this.#fallback?.cert && pair?.key === this.#fallback?.key) return;
+    this.#fallback = pair;
+    for (const { server, settings } of this.#tlsServers) {
+      server.setSecureContext({ ...tlsContextOptions(settings), ...(pair ?? {}) });
     }
   }
 
@@ -85,10 +111,7 @@ export class ProxyServer {
     const server = tlsSettings
       ? https.createServer({
           ...options,
-          minVersion: tlsSettings.minVersion,
-          maxVersion: tlsSettings.maxVersion,
-          ciphers: tlsSettings.ciphers,
-          secureOptions: tlsSettings.sessionTickets ? 0 : constants.SSL_OP_NO_TICKET,
+          ...tlsContextOptions(tlsSettings),
           // The certificate follows the client's server name, from the SSLs of the current snapshot:
           // an SSL added or replaced is served from the next handshake on.
           SNICallback: (servername, done) => {

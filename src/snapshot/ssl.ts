@@ -8,6 +8,8 @@ interface CompiledSsl {
   id: string;
   names: string[];
   context: tls.SecureContext;
+  /** The PEM pair, for a listener's default context (apisix.ssl.fallback_sni). */
+  pair: { cert: string; key: string };
 }
 
 export class SniIndex {
@@ -29,7 +31,7 @@ export class SniIndex {
     // context, so the extra `certs`/`keys` pairs (RSA beside ECDSA) are accepted but not served yet.
     const context = tls.createSecureContext({ cert: ssl.cert, key: ssl.key });
     const names = (ssl.snis ?? (ssl.sni ? [ssl.sni] : [])).map((n) => n.toLowerCase());
-    this.#byId.set(id, { id, names, context });
+    this.#byId.set(id, { id, names, context, pair: { cert: ssl.cert!, key: ssl.key! } });
     for (const name of names) {
       const [map, key] = name.startsWith('*.') ? [this.#wildcard, name.slice(1)] : [this.#exact, name];
       const ids = map.get(key);
@@ -52,13 +54,22 @@ export class SniIndex {
 
   /** The context for a server name: an exact name first, then the longest matching wildcard. */
   contextFor(servername: string): tls.SecureContext | undefined {
+    return this.#find(servername)?.context;
+  }
+
+  /** The certificate and key served for a name (a listener's default, for clients that send none). */
+  pairFor(servername: string): { cert: string; key: string } | undefined {
+    return this.#find(servername)?.pair;
+  }
+
+  #find(servername: string): CompiledSsl | undefined {
     const name = servername.toLowerCase();
     const exact = this.#exact.get(name);
-    if (exact) return this.#byId.get(exact[0])?.context;
+    if (exact) return this.#byId.get(exact[0]);
     // `*.example.com` covers `a.example.com` and `a.b.example.com`, not `example.com`.
     for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
       const ids = this.#wildcard.get(name.slice(dot));
-      if (ids) return this.#byId.get(ids[0])?.context;
+      if (ids) return this.#byId.get(ids[0]);
     }
     return undefined;
   }

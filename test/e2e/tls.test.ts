@@ -152,3 +152,29 @@ describe('TLS termination with certificates chosen by SNI', () => {
     assert.equal(stdout, '200');
   });
 });
+
+describe('TLS: apisix.ssl.fallback_sni', () => {
+  let node: AdminGateway;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'causeway-tls-'));
+    node = await startAdminGateway({ workers: 2, config: { apisix: { ssl: { fallback_sni: 'fallback.test' } } } });
+  });
+
+  after(async () => {
+    await node?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a client that sends no server name gets the fallback name\'s certificate, once an SSL covers it', async () => {
+    await assert.rejects(handshake(node.gw.sslPort, undefined));
+    const fallback = selfSigned(dir, 'fallback', ['fallback.test']);
+    await node.put('/ssls/f', { cert: fallback.cert, key: fallback.key, snis: ['fallback.test'] });
+    for (let i = 0; i < 4; i++) assert.equal((await handshake(node.gw.sslPort, undefined)).cn, 'fallback.test');
+    // a name no SSL covers still fails: the fallback is for clients without a name only
+    await assert.rejects(handshake(node.gw.sslPort, 'other.test'));
+    await node.del('/ssls/f');
+    await assert.rejects(handshake(node.gw.sslPort, undefined));
+  });
+});
