@@ -13,6 +13,8 @@ export interface PoolDefaults {
   size: number;
   idle_timeout: number;
   requests: number;
+  /** CA certificates (PEM) that `tls.verify` checks nodes against (apisix.ssl.ssl_trusted_certificate); the system store when undefined. */
+  trustedCa?: string;
 }
 
 export const DEFAULT_POOL: PoolDefaults = { size: 320, idle_timeout: 60, requests: 1000 };
@@ -51,7 +53,8 @@ export function compileUpstream(conf: Upstream, id: string | undefined, poolDefa
   const pools = new Map<string, NodePool>();
   for (const node of nodes) {
     const servername = conf.pass_host === 'rewrite' ? conf.upstream_host : undefined;
-    pools.set(node.key, poolFor({ host: node.host, port: node.port, tls, servername }, {
+    const clientCert = conf.tls?.client_cert && conf.tls.client_key ? { cert: conf.tls.client_cert, key: conf.tls.client_key } : undefined;
+    pools.set(node.key, poolFor({ host: node.host, port: node.port, tls, servername, clientCert, verify: conf.tls?.verify, ca: poolDefaults.trustedCa }, {
       size: pool.size,
       idleTimeoutMs: pool.idle_timeout * 1000,
       maxRequests: pool.requests,

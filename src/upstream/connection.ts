@@ -21,6 +21,11 @@ export interface ConnectTarget {
   port: number;
   tls: boolean;
   servername?: string;
+  /** The client certificate and key presented to the node (upstream `tls.client_cert`/`client_key`). */
+  clientCert?: { cert: string; key: string };
+  /** Verify the node's certificate (upstream `tls.verify`) against `ca` (the system store when undefined). */
+  verify?: boolean;
+  ca?: string;
 }
 
 export class UpstreamConnection {
@@ -45,7 +50,16 @@ export class UpstreamConnection {
   constructor(target: ConnectTarget, pool: UpstreamConnection['pool']) {
     this.pool = pool;
     this.socket = target.tls
-      ? tls.connect({ host: target.host, port: target.port, servername: target.servername ?? (net.isIP(target.host) ? undefined : target.host), rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+      ? tls.connect({
+          host: target.host,
+          port: target.port,
+          servername: target.servername ?? (net.isIP(target.host) ? undefined : target.host),
+          rejectUnauthorized: target.verify === true,
+          ca: target.ca,
+          cert: target.clientCert?.cert,
+          key: target.clientCert?.key,
+          ALPNProtocols: ['http/1.1'],
+        })
       : net.connect({ host: target.host, port: target.port, noDelay: true });
     this.socket.on(target.tls ? 'secureConnect' : 'connect', this.#onConnect);
     this.socket.on('data', this.#onData);

@@ -1,5 +1,6 @@
 // Keep-alive pools of upstream connections, one per node address and pool settings, shared by all
 // upstreams on a worker that use the same node and settings (nginx's `keepalive` per upstream block).
+import { createHash } from 'node:crypto';
 import { UpstreamConnection, type ConnectTarget } from './connection.ts';
 
 export interface PoolOptions {
@@ -95,13 +96,19 @@ const pools = new Map<string, NodePool>();
 
 /** The shared pool for a node with these settings. */
 export function poolFor(target: ConnectTarget, options: PoolOptions): NodePool {
-  const key = `${target.tls ? 's' : ''}${target.host}:${target.port}|${target.servername ?? ''}|${options.size}|${options.idleTimeoutMs}|${options.maxRequests}`;
+  // Connections made with another client certificate or verification setting are not interchangeable.
+  const tlsKey = target.tls ? `|${target.verify ? 'v' : ''}|${target.clientCert ? fingerprint(target.clientCert.cert) : ''}|${target.ca ? fingerprint(target.ca) : ''}` : '';
+  const key = `${target.tls ? 's' : ''}${target.host}:${target.port}|${target.servername ?? ''}|${options.size}|${options.idleTimeoutMs}|${options.maxRequests}${tlsKey}`;
   let pool = pools.get(key);
   if (!pool) {
     pool = new NodePool(target, options);
     pools.set(key, pool);
   }
   return pool;
+}
+
+function fingerprint(pem: string): string {
+  return createHash('sha1').update(pem).digest('hex').slice(0, 16);
 }
 
 /** Closes every idle upstream connection (graceful shutdown). */

@@ -1,4 +1,5 @@
 // Node config → the settings a worker's request path reads. Recomputed on start and on SIGHUP.
+import { readFileSync } from 'node:fs';
 import { parseDurationSeconds, parseSizeBytes, type NodeConfig } from '../conf/index.ts';
 import type { HandlerOptions } from '../proxy/handler.ts';
 import { compileRealIp } from '../proxy/real-ip.ts';
@@ -55,5 +56,17 @@ export function shutdownGraceMs(config: NodeConfig): number {
 
 export function poolDefaults(config: NodeConfig): PoolDefaults {
   const up = config.nginx_config.http.upstream;
-  return { size: up.keepalive, idle_timeout: parseDurationSeconds(up.keepalive_timeout), requests: up.keepalive_requests };
+  return { size: up.keepalive, idle_timeout: parseDurationSeconds(up.keepalive_timeout), requests: up.keepalive_requests, trustedCa: trustedCa(config) };
+}
+
+/** apisix.ssl.ssl_trusted_certificate: `system` (Node's store) or a PEM file of CA certificates. */
+function trustedCa(config: NodeConfig): string | undefined {
+  const path = config.apisix.ssl?.ssl_trusted_certificate;
+  if (!path || path === 'system') return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    log('error', `apisix.ssl.ssl_trusted_certificate: cannot read ${path}: ${(err as Error).message}; upstream certificates are checked against the system store`);
+    return undefined;
+  }
 }
