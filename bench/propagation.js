@@ -58,6 +58,7 @@ async function main() {
   enable_ipv6: false
   status: {ip: 127.0.0.1, port: ${statusPort}}
   ssl: {enable: false}
+  enable_control: false
 nginx_config:
   worker_processes: ${WORKERS}
 deployment:

@@ -444,6 +444,7 @@ function startCauseway(name, upPort, port, dir, opts, routePlugins, extra = '') 
   node_listen: [${port}]
   enable_ipv6: false
   ssl: {enable: false}
+  enable_control: false
 nginx_config:
   worker_processes: 1
 deployment:

@@ -32,6 +32,11 @@ export abstract class ConfigPipeline {
     return this.#published;
   }
 
+  /** The resources of one kind this node serves now, by id (the Control API reads them). */
+  resources(kind: ServedKind): ReadonlyMap<string, object> {
+    return this.current[kind];
+  }
+
   /** The whole current config as events, for a worker that starts (or restarts). */
   state(): { events: ChangeEvent[]; version: number } {
     return { events: resourceSetEvents(this.current), version: this.#version };

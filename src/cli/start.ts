@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { httpListeners, loadNodeConfig, sslListeners, workerCount, type NodeConfig } from '../conf/index.ts';
 import type { ConfigStore } from '../store/types.ts';
+import { startControlServer } from '../status/control.ts';
 import { startStatusServer } from '../status/server.ts';
+import { SCHEMA_NAMES } from '../model/index.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import { VERSION } from '../util/version.ts';
 import { shutdownGraceMs } from '../workers/settings.ts';
@@ -14,7 +16,7 @@ import { FileConfigPipeline } from './file-pipeline.ts';
 import { deploymentPlan, type DeploymentPlan } from './provider.ts';
 import { StoreConfigPipeline } from './store-pipeline.ts';
 import { openStore, storePrefix } from './stores.ts';
-import { checkAdminToken, startAdmin } from './admin.ts';
+import { adminPluginHooks, checkAdminToken, startAdmin } from './admin.ts';
 import { PluginHost } from './plugins.ts';
 import type { AdminServer } from '../admin/index.ts';
 
@@ -92,6 +94,19 @@ export async function start(configPath: string | undefined): Promise<void> {
   let adminServer: AdminServer | undefined;
   if (plan.admin && store) adminServer = await startAdmin(config, store, storePrefix(plan.source, config), plugins);
 
+  let controlServer: Server | undefined;
+  if (config.apisix.enable_control && plan.proxy) {
+    const { ip = '127.0.0.1', port = 9090 } = config.apisix.control ?? {};
+    const hooks = adminPluginHooks(() => plugins.catalog);
+    controlServer = await startControlServer(ip, port, {
+      coreSchemas: () => SCHEMA_NAMES,
+      pluginSchemas: () => Object.fromEntries(plugins.catalog.names().map((name) => [name, hooks.pluginInfo!(name)!])),
+      resources: (kind) => pipeline?.resources(kind),
+      prefix: plan.source.kind === 'file' ? '/apisix' : storePrefix(plan.source, config).replace(/\/+$/, ''),
+      reloadPlugins: () => void plugins.reload(),
+    });
+  }
+
   let statusServer: Server | undefined;
   if (config.apisix.status) {
     const { ip = '127.0.0.1', port = 7085 } = config.apisix.status;
@@ -111,6 +126,7 @@ export async function start(configPath: string | undefined): Promise<void> {
     const grace = shutdownGraceMs(config);
     log('notice', `${signal} received: finishing in-flight requests (up to ${grace / 1000}s)`);
     statusServer?.close();
+    controlServer?.close();
     await adminServer?.close();
     await supervisor?.stop(grace);
     await pipeline?.close();

@@ -55,6 +55,8 @@ export interface Gateway {
   port: number;
   /** The TLS listener's port (apisix.ssl.listen), on 127.0.0.1. */
   sslPort: number;
+  /** The Control API's port (apisix.control), on 127.0.0.1. */
+  controlPort: number;
   statusPort: number;
   dir: string;
   proc: ChildProcess;
@@ -84,12 +86,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const port = await freePort();
   const statusPort = await freePort();
   const sslPort = await freePort();
+  const controlPort = await freePort();
   const base = {
     apisix: {
       node_listen: [{ ip: '127.0.0.1', port }],
       enable_ipv6: false,
       status: { ip: '127.0.0.1', port: statusPort },
       ssl: { listen: [{ ip: '127.0.0.1', port: sslPort }] },
+      control: { ip: '127.0.0.1', port: controlPort },
     },
     nginx_config: { worker_processes: options.workers ?? 1, worker_shutdown_timeout: '10s' },
     deployment: { role: 'data_plane', role_data_plane: { config_provider: 'yaml' } },
@@ -110,6 +114,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const gw: Gateway = {
     port,
     sslPort,
+    controlPort,
     statusPort,
     dir,
     proc,
