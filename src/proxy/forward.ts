@@ -194,20 +194,7 @@ export class Exchange implements ConnectionOwner {
 
   #writeHead(conn: UpstreamConnection, node: UpstreamNode): void {
     const ctx = this.ctx;
-    const up = this.upstream;
-    const edits = ctx.headerEdits;
-    // A plugin's Host (proxy-rewrite `host`) replaces the client's; the upstream's `pass_host: node`
-    // or `rewrite` still decide over it, as in APISIX's balancer.
-    const host =
-      up.passHost === 'pass' ? (ctx.upstreamHost ?? firstValue(edits?.get('host')?.value) ?? (ctx.hostHeader || node.host)) : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
-    let head = `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n`;
-    head += upstreamRequestHeaders(this.req.rawHeaders, this.req.headers, host, {
-      remoteAddr: ctx.remoteAddr,
-      scheme: ctx.listener.scheme,
-      host: ctx.host || node.host,
-      port: ctx.listener.port,
-      trusted: this.settings.trustedAddresses,
-    }, edits);
+    let head = upstreamRequestHead(ctx, this.upstream, node, this.settings);
     const length = ctx.bufferedBody ? String(ctx.bufferedBody.length) : this.req.headers['content-length'];
     if (this.#chunkedBody) head += 'Transfer-Encoding: chunked\r\n';
     else if (length !== undefined) head += `Content-Length: ${length}\r\n`;
@@ -512,6 +499,27 @@ export class Exchange implements ConnectionOwner {
     }
     this.onDone?.(this.ctx, this);
   }
+}
+
+/**
+ * The request line and headers sent to a node (without body framing and the blank line): the
+ * client's headers with plugins' edits, the Host that `pass_host` picks, and X-Real-IP /
+ * X-Forwarded-*. Shared by proxied requests and WebSocket upgrades.
+ */
+export function upstreamRequestHead(ctx: RequestContext, up: CompiledUpstream, node: UpstreamNode, settings: ForwardSettings): string {
+  const edits = ctx.headerEdits;
+  // A plugin's Host (proxy-rewrite `host`) replaces the client's; the upstream's `pass_host: node`
+  // or `rewrite` still decide over it, as in APISIX's balancer.
+  const host =
+    up.passHost === 'pass' ? (ctx.upstreamHost ?? firstValue(edits?.get('host')?.value) ?? (ctx.hostHeader || node.host)) : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
+  const req = ctx.req;
+  return `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n${upstreamRequestHeaders(req.rawHeaders, req.headers, host, {
+    remoteAddr: ctx.remoteAddr,
+    scheme: ctx.listener.scheme,
+    host: ctx.host || node.host,
+    port: ctx.listener.port,
+    trusted: settings.trustedAddresses,
+  }, edits)}`;
 }
 
 function firstValue(value: string | readonly string[] | undefined): string | undefined {

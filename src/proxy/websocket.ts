@@ -2,12 +2,11 @@
 // `Connection: upgrade` for them): the upgrade request goes to a node on a connection of its own,
 // and from then on bytes flow both ways untouched until either side closes. The node's answer
 // (`101 Switching Protocols`, or a refusal) reaches the client as the node sent it.
-import net, { type Socket } from 'node:net';
-import tls from 'node:tls';
+import type { Socket } from 'node:net';
 import type { CompiledUpstream, TimeoutsMs } from '../snapshot/types.ts';
+import { connectToNode } from '../upstream/connection.ts';
 import type { RequestContext } from './context.ts';
-import type { ForwardSettings } from './forward.ts';
-import { upstreamRequestHeaders } from './headers.ts';
+import { upstreamRequestHead, type ForwardSettings } from './forward.ts';
 
 /** Opens the tunnel; `onFailed` answers the client when the node cannot be reached. */
 export function openWebSocketTunnel(
@@ -26,10 +25,8 @@ export function openWebSocketTunnel(
   }
   ctx.balancerIp = node.host;
   ctx.balancerPort = node.port;
-  const servername = upstream.upstreamHost ?? (net.isIP(node.host) ? undefined : node.host);
-  const socket: Socket = upstream.tls
-    ? tls.connect({ host: node.host, port: node.port, servername, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
-    : net.connect({ host: node.host, port: node.port });
+  // The node pool's target: the same server name, client certificate and verification as requests get.
+  const socket = connectToNode(upstream.pools.get(node.key)!.target);
   let connected = false;
   socket.setTimeout(timeouts.connect, () => {
     if (connected) return;
@@ -46,7 +43,7 @@ export function openWebSocketTunnel(
   socket.once(upstream.tls ? 'secureConnect' : 'connect', () => {
     connected = true;
     socket.setNoDelay(true);
-    socket.write(requestHead(ctx, upstream, node.host, node.port, settings));
+    socket.write(`${upstreamRequestHead(ctx, upstream, node, settings)}Upgrade: ${ctx.req.headers.upgrade}\r\nConnection: upgrade\r\n\r\n`);
     if (head.length > 0) socket.write(head);
     // Idle both ways for the read timeout: closed, as nginx's proxy_read_timeout closes a quiet tunnel.
     const idle = (): void => {
@@ -61,21 +58,4 @@ export function openWebSocketTunnel(
     client.once('close', () => socket.destroy());
     client.once('error', () => socket.destroy());
   });
-}
-
-/** The upgrade request as the node gets it: the proxy's usual headers, plus the upgrade itself. */
-function requestHead(ctx: RequestContext, upstream: CompiledUpstream, nodeHost: string, nodePort: number, settings: ForwardSettings): string {
-  const req = ctx.req;
-  const nodeAuthority = nodeHost.includes(':') ? `[${nodeHost}]:${nodePort}` : `${nodeHost}:${nodePort}`;
-  const host =
-    upstream.passHost === 'pass' ? (ctx.upstreamHost ?? (ctx.hostHeader || nodeAuthority)) : upstream.passHost === 'node' ? nodeAuthority : upstream.upstreamHost!;
-  let head = `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n`;
-  head += upstreamRequestHeaders(req.rawHeaders, req.headers, host, {
-    remoteAddr: ctx.remoteAddr,
-    scheme: ctx.listener.scheme,
-    host: ctx.host || nodeHost,
-    port: ctx.listener.port,
-    trusted: settings.trustedAddresses,
-  }, ctx.headerEdits);
-  return `${head}Upgrade: ${req.headers.upgrade}\r\nConnection: upgrade\r\n\r\n`;
 }

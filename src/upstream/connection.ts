@@ -28,6 +28,25 @@ export interface ConnectTarget {
   ca?: string;
 }
 
+/**
+ * Opens a socket to a node: TLS with its server name, client certificate and verification settings
+ * for `https`, plain TCP otherwise. Ready on `secureConnect` / `connect` respectively.
+ */
+export function connectToNode(target: ConnectTarget): net.Socket {
+  return target.tls
+    ? tls.connect({
+        host: target.host,
+        port: target.port,
+        servername: target.servername ?? (net.isIP(target.host) ? undefined : target.host),
+        rejectUnauthorized: target.verify === true,
+        ca: target.ca,
+        cert: target.clientCert?.cert,
+        key: target.clientCert?.key,
+        ALPNProtocols: ['http/1.1'],
+      })
+    : net.connect({ host: target.host, port: target.port, noDelay: true });
+}
+
 export class UpstreamConnection {
   readonly socket: net.Socket;
   readonly parser = new ResponseParser();
@@ -49,18 +68,7 @@ export class UpstreamConnection {
 
   constructor(target: ConnectTarget, pool: UpstreamConnection['pool']) {
     this.pool = pool;
-    this.socket = target.tls
-      ? tls.connect({
-          host: target.host,
-          port: target.port,
-          servername: target.servername ?? (net.isIP(target.host) ? undefined : target.host),
-          rejectUnauthorized: target.verify === true,
-          ca: target.ca,
-          cert: target.clientCert?.cert,
-          key: target.clientCert?.key,
-          ALPNProtocols: ['http/1.1'],
-        })
-      : net.connect({ host: target.host, port: target.port, noDelay: true });
+    this.socket = connectToNode(target);
     this.socket.on(target.tls ? 'secureConnect' : 'connect', this.#onConnect);
     this.socket.on('data', this.#onData);
     this.socket.on('drain', this.#onDrain);

@@ -167,6 +167,6 @@ describe('WebSocket proxying', () => {
   it('a node that cannot be reached answers 502, and no route 404', async () => {
     await assert.rejects(connect(ws('/down')), (err: Error & { status?: number }) => err.status === 502);
     await assert.rejects(connect(ws('/nowhere')), (err: Error & { status?: number }) => err.status === 404);
-    assert.match(gw.output(), /while connecting the WebSocket \/down/);
+    await waitFor(() => /while connecting the WebSocket \/down/.test(gw.output()), 5000, 'the failure in the log');
   });
 });
