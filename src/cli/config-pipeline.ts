@@ -14,7 +14,7 @@ export abstract class ConfigPipeline {
   onChange: ((events: ChangeEvent[], version: number) => void) | undefined;
   readonly #reported = new Set<string>();
   /** The enabled plugins that resources are checked against (replaced on a plugin reload). */
-  catalog = new PluginCatalog(new Map(), []);
+  catalog = PluginCatalog.EMPTY;
   /**
    * The enabled-plugin list the config source carries (the declarative file's `plugins`, the
    * store's `/apisix/plugins` key), which replaces config.yaml's; undefined when it has none.

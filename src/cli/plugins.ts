@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { NodeConfig } from '../conf/index.ts';
 import { loadNodeConfig } from '../conf/index.ts';
 import { APISIX_PLUGIN_NAMES } from '../model/plugin-names.ts';
-import { destroyReplaced, loadPlugins, PluginCatalog, type LoadedPlugin } from '../plugins/registry.ts';
+import { destroyReplaced, loadCatalog, type PluginCatalog } from '../plugins/registry.ts';
 import { log } from '../util/log.ts';
 
 /** The user's plugin directory (`apisix.extra_plugin_dir`), relative to config.yaml's folder. */
@@ -15,15 +15,19 @@ export function userPluginDir(config: NodeConfig, configDir: string): string | u
 }
 
 /** Loads plugins and builds the enabled catalogue, logging what could not be loaded or enabled. */
-export async function loadCatalog(enabled: readonly string[], userDir: string | undefined, fresh = false): Promise<{ catalog: PluginCatalog; loaded: Map<string, LoadedPlugin> }> {
-  const { plugins, errors } = await loadPlugins(userDir, fresh);
+async function loadAndReport(enabled: readonly string[], userDir: string | undefined, fresh = false): Promise<PluginCatalog> {
+  const { catalog, errors } = await loadCatalog(enabled, userDir, fresh);
   for (const err of errors) log('error', err);
-  return { catalog: new PluginCatalog(plugins, enabled), loaded: plugins };
+  for (const name of catalog.missing()) {
+    // APISIX's default list names plugins this version does not have: say so once, quietly.
+    if (APISIX_PLUGIN_NAMES.has(name)) log('info', `plugin ${name} is listed in plugins but not available in this version`);
+    else log('error', `failed to load plugin [${name}]: no builtin plugin and no module in the plugin directory has this name`);
+  }
+  return catalog;
 }
 
 export class PluginHost {
   catalog: PluginCatalog;
-  #loaded: Map<string, LoadedPlugin>;
   readonly #configPath: string | undefined;
   readonly #configDir: string;
   #enabled: readonly string[];
@@ -33,9 +37,8 @@ export class PluginHost {
   /** Called after a reload with the new `plugins` list (workers reload too). */
   onReload: ((enabled: readonly string[]) => void) | undefined;
 
-  private constructor(catalog: PluginCatalog, loaded: Map<string, LoadedPlugin>, enabled: readonly string[], userDir: string | undefined, configPath: string | undefined, configDir: string) {
+  private constructor(catalog: PluginCatalog, enabled: readonly string[], userDir: string | undefined, configPath: string | undefined, configDir: string) {
     this.catalog = catalog;
-    this.#loaded = loaded;
     this.#enabled = enabled;
     this.#userDir = userDir;
     this.#configPath = configPath;
@@ -44,9 +47,8 @@ export class PluginHost {
 
   static async start(config: NodeConfig, configPath: string | undefined, configDir: string): Promise<PluginHost> {
     const userDir = userPluginDir(config, configDir);
-    const { catalog, loaded } = await loadCatalog(config.plugins, userDir);
-    reportMissing(loaded, config.plugins);
-    return new PluginHost(catalog, loaded, config.plugins, userDir, configPath, configDir);
+    const catalog = await loadAndReport(config.plugins, userDir);
+    return new PluginHost(catalog, config.plugins, userDir, configPath, configDir);
   }
 
   get enabled(): readonly string[] {
@@ -55,11 +57,6 @@ export class PluginHost {
 
   get userDir(): string | undefined {
     return this.#userDir;
-  }
-
-  /** A loaded plugin whether enabled or not (for schemas). */
-  loaded(name: string): LoadedPlugin | undefined {
-    return this.#loaded.get(name);
   }
 
   /**
@@ -95,21 +92,11 @@ export class PluginHost {
     } catch (err) {
       log('error', `plugins reload: ${(err as Error).message}; keeping the plugin list`);
     }
-    const { catalog, loaded } = await loadCatalog(enabled, this.#userDir, true);
-    reportMissing(loaded, enabled);
-    await destroyReplaced(this.#loaded, loaded, (message) => log('error', message));
+    const catalog = await loadAndReport(enabled, this.#userDir, true);
+    await destroyReplaced(this.catalog.loaded, catalog.loaded, (message) => log('error', message));
     this.catalog = catalog;
-    this.#loaded = loaded;
     this.#enabled = enabled;
     log('notice', `plugins reloaded: ${catalog.names().length} enabled`);
     this.onReload?.(enabled);
-  }
-}
-
-function reportMissing(loaded: Map<string, LoadedPlugin>, enabled: readonly string[]): void {
-  for (const name of PluginCatalog.missing(loaded, enabled)) {
-    // APISIX's default list names plugins this version does not have: say so once, quietly.
-    if (APISIX_PLUGIN_NAMES.has(name)) log('info', `plugin ${name} is listed in plugins but not available in this version`);
-    else log('error', `failed to load plugin [${name}]: no builtin plugin and no module in the plugin directory has this name`);
   }
 }

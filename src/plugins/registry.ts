@@ -188,8 +188,12 @@ export class PluginCatalog {
   readonly #loaded: Map<string, LoadedPlugin>;
   readonly #names: string[];
 
+  /** The `plugins:` list as given, including names no module provides. */
+  readonly #listed: readonly string[];
+
   constructor(loaded: Map<string, LoadedPlugin>, enabledNames: readonly string[]) {
     this.#loaded = loaded;
+    this.#listed = enabledNames;
     this.#enabled = new Map();
     for (const name of enabledNames) {
       const plugin = loaded.get(name);
@@ -219,7 +223,15 @@ export class PluginCatalog {
   }
 
   /** Names from the `plugins:` list that no module provides. */
-  static missing(loaded: Map<string, LoadedPlugin>, enabledNames: readonly string[]): string[] {
-    return enabledNames.filter((n) => !loaded.has(n));
+  missing(): string[] {
+    return this.#listed.filter((n) => !this.#loaded.has(n));
   }
+
+  static readonly EMPTY = new PluginCatalog(new Map(), []);
+}
+
+/** Loads every plugin module and builds the catalogue of `enabled`; `errors` says which modules failed. */
+export async function loadCatalog(enabled: readonly string[], userDir: string | undefined, fresh = false): Promise<{ catalog: PluginCatalog; errors: string[] }> {
+  const { plugins, errors } = await loadPlugins(userDir, fresh);
+  return { catalog: new PluginCatalog(plugins, enabled), errors };
 }

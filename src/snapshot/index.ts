@@ -61,7 +61,7 @@ export class Snapshot {
     this.#poolDefaults = options.poolDefaults ?? DEFAULT_POOL;
     const attributes = options.pluginAttributes ?? {};
     this.plugins = new PluginState({
-      catalog: options.catalog ?? new PluginCatalog(new Map(), []),
+      catalog: options.catalog ?? PluginCatalog.EMPTY,
       compileUpstream: (conf) => compileUpstream(conf as Upstream, undefined, this.#poolDefaults) as unknown as UpstreamHandle,
       sharedTable: namedTable,
       attributes: (name) => attributes[name],

@@ -88,27 +88,28 @@ export type IpMatcher = (ip: string) => boolean;
  */
 export function compileIpMatcher(list: readonly string[]): IpMatcher {
   if (list.length === 0) throw new Error('invalid ip address: empty list');
-  const exact = new Set<string>();
   // Exact entries as written (canonical IPv4 text usually matches the socket's), checked before parsing.
   const exactText = new Set<string>();
-  const v4: Cidr[] = [];
-  const v6: Cidr[] = [];
+  const v4 = { exact: new Set<string>(), cidrs: [] as Cidr[] };
+  const v6 = { exact: new Set<string>(), cidrs: [] as Cidr[] };
   for (const item of list) {
     const parsed = parseCidr(item);
     if (typeof parsed === 'string') throw new Error(parsed);
+    const family = item.includes(':') ? v6 : v4;
     if (parsed.prefix === 128) {
-      exact.add(Buffer.from(parsed.bytes).toString('hex'));
+      family.exact.add(Buffer.from(parsed.bytes).toString('hex'));
       exactText.add(item.split('/')[0]);
     } else {
-      (item.includes(':') ? v6 : v4).push(parsed);
+      family.cidrs.push(parsed);
     }
   }
   return (ip: string) => {
     if (exactText.has(ip)) return true;
     const bytes = parseIp(ip);
     if (!bytes) return false;
-    if (exact.size && exact.has(Buffer.from(bytes).toString('hex'))) return true;
-    for (const c of ip.includes(':') ? v6 : v4) if (contains(c, bytes)) return true;
+    const family = ip.includes(':') ? v6 : v4;
+    if (family.exact.size && family.exact.has(Buffer.from(bytes).toString('hex'))) return true;
+    for (const c of family.cidrs) if (contains(c, bytes)) return true;
     return false;
   };
 }

@@ -1,7 +1,7 @@
 // A worker thread: its own listeners (SO_REUSEPORT), its own snapshot, fed change events by the
 // main thread. Applying a batch is synchronous, so a request sees the config before or after it.
 import { parentPort, workerData } from 'node:worker_threads';
-import { destroyReplaced, loadPlugins, PluginCatalog } from '../plugins/registry.ts';
+import { destroyReplaced, loadCatalog, type PluginCatalog } from '../plugins/registry.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
 import { attachSharedMemory } from '../shm/table.ts';
@@ -19,9 +19,8 @@ setLogLevel(init.config.nginx_config.error_log_level);
 attachSharedMemory(init.shared);
 
 /** Loads the plugins (errors were already reported by the main thread's load). */
-async function loadCatalog(enabled: readonly string[], dir: string | undefined, fresh: boolean): Promise<PluginCatalog> {
-  const { plugins } = await loadPlugins(dir, fresh);
-  return new PluginCatalog(plugins, enabled);
+async function loadPluginCatalog(enabled: readonly string[], dir: string | undefined, fresh: boolean): Promise<PluginCatalog> {
+  return (await loadCatalog(enabled, dir, fresh)).catalog;
 }
 
 function newSnapshot(config: WorkerInit['config'], catalog: PluginCatalog): Snapshot {
@@ -36,7 +35,7 @@ function newSnapshot(config: WorkerInit['config'], catalog: PluginCatalog): Snap
 }
 
 let config = init.config;
-const handler = new RequestHandler(newSnapshot(config, await loadCatalog(init.plugins, init.pluginDir, false)), handlerOptions(config));
+const handler = new RequestHandler(newSnapshot(config, await loadPluginCatalog(init.plugins, init.pluginDir, false)), handlerOptions(config));
 const server = new ProxyServer(handler, serverLimits(init.config));
 
 /** apisix.ssl.fallback_sni: the certificate for clients that send no server name, from the current SSLs. */
@@ -61,7 +60,7 @@ function onMessage(msg: MainToWorker): void {
       break;
     case 'plugins':
       held = [];
-      loadCatalog(msg.plugins, msg.pluginDir, true).then(async (catalog) => {
+      loadPluginCatalog(msg.plugins, msg.pluginDir, true).then(async (catalog) => {
         const next = newSnapshot(config, catalog);
         next.apply(msg.events, msg.version);
         const previous = handler.snapshot.plugins.env.catalog;

@@ -14,6 +14,7 @@ describe('Control API', () => {
   before(async () => {
     up = await startUpstream();
     gw = await startGateway({
+      control: true,
       config: { plugins: ['key-auth', 'limit-count'] },
       routes: {
         routes: [{ id: 'r1', uri: '/a', upstream_id: 'u1', plugins: { 'key-auth': {} } }],

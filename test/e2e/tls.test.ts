@@ -82,7 +82,7 @@ describe('TLS termination with certificates chosen by SNI', () => {
     dualRsa = selfSigned(dir, 'dual-rsa', ['dual.test']);
     dualEc = selfSigned(dir, 'dual-ec', ['dual.test'], 'ec');
     up = await startUpstream();
-    node = await startAdminGateway({ workers: 2 });
+    node = await startAdminGateway({ workers: 2, tls: true });
     await node.put('/routes/1', { uri: '/*', upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } } });
   });
 
@@ -159,7 +159,7 @@ describe('TLS: apisix.ssl.fallback_sni', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'causeway-tls-'));
-    node = await startAdminGateway({ workers: 2, config: { apisix: { ssl: { fallback_sni: 'fallback.test' } } } });
+    node = await startAdminGateway({ workers: 2, tls: true, config: { apisix: { ssl: { fallback_sni: 'fallback.test' } } } });
   });
 
   after(async () => {

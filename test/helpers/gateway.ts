@@ -47,15 +47,21 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Extra files to write in the gateway's folder. */
   files?: Record<string, string>;
+  /**
+   * Open the TLS listener (apisix.ssl) / the Control API on free ports. Off otherwise: every port a
+   * gateway binds is one more chance to collide with a port another test process picked at the same time.
+   */
+  tls?: boolean;
+  control?: boolean;
   /** Don't wait for readiness (for start-up failure tests). */
   noWait?: boolean;
 }
 
 export interface Gateway {
   port: number;
-  /** The TLS listener's port (apisix.ssl.listen), on 127.0.0.1. */
+  /** The TLS listener's port (apisix.ssl.listen) on 127.0.0.1, with the `tls` option; 0 otherwise. */
   sslPort: number;
-  /** The Control API's port (apisix.control), on 127.0.0.1. */
+  /** The Control API's port (apisix.control) on 127.0.0.1, with the `control` option; 0 otherwise. */
   controlPort: number;
   statusPort: number;
   dir: string;
@@ -85,15 +91,16 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const dir = mkdtempSync(join(tmpdir(), 'causeway-test-'));
   const port = await freePort();
   const statusPort = await freePort();
-  const sslPort = await freePort();
-  const controlPort = await freePort();
+  const sslPort = options.tls ? await freePort() : 0;
+  const controlPort = options.control ? await freePort() : 0;
   const base = {
     apisix: {
       node_listen: [{ ip: '127.0.0.1', port }],
       enable_ipv6: false,
       status: { ip: '127.0.0.1', port: statusPort },
-      ssl: { listen: [{ ip: '127.0.0.1', port: sslPort }] },
-      control: { ip: '127.0.0.1', port: controlPort },
+      ssl: options.tls ? { listen: [{ ip: '127.0.0.1', port: sslPort }] } : { enable: false },
+      enable_control: options.control === true,
+      ...(options.control ? { control: { ip: '127.0.0.1', port: controlPort } } : {}),
     },
     nginx_config: { worker_processes: options.workers ?? 1, worker_shutdown_timeout: '10s' },
     deployment: { role: 'data_plane', role_data_plane: { config_provider: 'yaml' } },

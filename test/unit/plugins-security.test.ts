@@ -71,7 +71,9 @@ describe('csrf token', () => {
     const fields = JSON.parse(Buffer.from(token, 'base64').toString());
     assert.deepEqual(Object.keys(fields), ['sign', 'random', 'expires']);
     assert.equal(fields.expires, now);
-    assert.match(String(fields.random), /^(0\.\d{1,14}|\d\.\d*e-\d\d)$/);
+    // as Lua writes it: at most 14 significant digits (read from the token's text, not the parsed number)
+    const randomText = /"random":([^,]+),/.exec(Buffer.from(token, 'base64').toString())![1];
+    assert.match(randomText, /^(0\.0*[1-9]\d{0,13}|\d(\.\d{1,13})?e-\d\d)$/);
     assert.equal(verifyToken(token, 'k', 7200, now + 7200), true);
     assert.equal(verifyToken(token, 'k', 7200, now + 7201), false);
     assert.equal(verifyToken(token, 'k', 0, now + 10 ** 6), true);

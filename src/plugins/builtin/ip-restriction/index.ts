@@ -1,6 +1,5 @@
 // ip-restriction: lets a request through only when the client address is (whitelist) or is not
 // (blacklist) in a list of IPv4/IPv6 addresses and CIDR ranges. APISIX: apisix/plugins/ip-restriction.
-import { isIPv4 } from 'node:net';
 import { definePlugin } from '../../api.ts';
 import { compileIpMatcher, isValidIpOrCidr, type IpMatcher } from '../../../util/ip.ts';
 
@@ -12,10 +11,8 @@ interface IpRestrictionConf {
 }
 
 interface IpRestrictionState {
-  /** Listed IPv4 addresses and ranges, for IPv4 clients. */
-  v4: IpMatcher;
-  /** Listed IPv6 addresses and ranges, for IPv6 clients. */
-  v6: IpMatcher;
+  /** The listed addresses and ranges (each family matches its own clients only, as resty.ipmatcher). */
+  listed: IpMatcher;
   /** true: block what does not match (whitelist); false: block what matches (blacklist). */
   allowOnlyListed: boolean;
   exit: { status: number; body: { message: string } };
@@ -58,14 +55,9 @@ export default definePlugin<IpRestrictionConf, IpRestrictionState>({
   },
 
   compile(conf) {
-    // As resty.ipmatcher, each family is matched against its own entries only: `::/0` does not
-    // take in IPv4 clients, nor `::ffff:0:0/96` their mapped form.
     const list = conf.whitelist ?? conf.blacklist ?? [];
-    const v4 = list.filter((item) => isIPv4(item.split('/')[0]));
-    const v6 = list.filter((item) => !isIPv4(item.split('/')[0]));
     return {
-      v4: v4.length ? compileIpMatcher(v4) : NEVER,
-      v6: v6.length ? compileIpMatcher(v6) : NEVER,
+      listed: list.length ? compileIpMatcher(list) : NEVER,
       allowOnlyListed: conf.whitelist !== undefined,
       exit: { status: conf.response_code, body: { message: conf.message } },
     };
@@ -73,8 +65,7 @@ export default definePlugin<IpRestrictionConf, IpRestrictionState>({
 
   phases: {
     access(ctx, _conf, state) {
-      const addr = ctx.remoteAddr;
-      const listed = addr.includes(':') ? state.v6(addr) : state.v4(addr);
+      const listed = state.listed(ctx.remoteAddr);
       return listed === state.allowOnlyListed ? undefined : { status: state.exit.status, body: state.exit.body };
     },
   },
