@@ -21,7 +21,7 @@ if ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm ca-certificates
 if [ "${1:-}" = "--test" ]; then
   # Test and benchmark peers: nginx (upstream and reference proxy), wrk (load), etcd and redis, and the
   # TLS tools (openssl makes the test certificates, curl is one of the clients).
-  apt_install nginx-light wrk etcd-server redis-server procps util-linux openssl curl
+  apt_install nginx-light wrk etcd-server redis-server procps util-linux openssl curl nghttp2-client
 fi
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
