@@ -7,6 +7,7 @@ import type { VarLookup } from '../expr/vars.ts';
 import type { Consumer, ConsumerCredential, LogLevel, PluginContext, ResponseView, UpstreamTarget } from '../plugins/api.ts';
 import type { MatchInput } from '../snapshot/index.ts';
 import type { PluginState } from '../snapshot/plugins.ts';
+import type { ServedSsl } from '../snapshot/ssl.ts';
 import { log } from '../util/log.ts';
 import { realClientAddr, type RealIpSettings } from './real-ip.ts';
 import { HeaderList } from './response-headers.ts';
@@ -31,6 +32,8 @@ class Response implements ResponseView {
 export interface ListenerInfo {
   scheme: 'http' | 'https';
   port: number;
+  /** On TLS: the SSL object whose certificate this connection's server presents. */
+  ssl?: ServedSsl;
 }
 
 /**

@@ -1,16 +1,19 @@
 // The request path of a worker: context → route match → plugin phases → upstream.
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { UpstreamTarget } from '../plugins/api.ts';
 import type { PluginChain } from '../plugins/chain.ts';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/index.ts';
 import type { UpstreamResolution } from '../snapshot/types.ts';
+import { withClientCertificate } from '../snapshot/upstream.ts';
 import { RequestContext, type ListenerInfo } from './context.ts';
 import { Exchange, type ForwardSettings } from './forward.ts';
 import { PluginRun, respondThroughPlugins, type PhaseExit } from './phases.ts';
 import { openWebSocketTunnel } from './websocket.ts';
 import type { RealIpSettings } from './real-ip.ts';
 import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
+import { clientCertificateRefusal } from './tls-front.ts';
 import { normalisePath, splitTarget } from './uri.ts';
 
 /** Longest request-target whose request line still fits nginx's 8 KiB line buffer. */
@@ -21,6 +24,8 @@ export interface HandlerOptions extends ForwardSettings {
   deleteUriTailSlash: boolean;
   /** Route on paths with `%2F` kept encoded (apisix.match_uri_encoded_slash). */
   matchUriEncodedSlash: boolean;
+  /** apisix.ssl.fallback_sni: the server name of TLS clients that sent none. */
+  fallbackSni?: string;
   /** nginx realip settings; undefined when off. */
   realIp: RealIpSettings | undefined;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -72,8 +77,18 @@ export class RequestHandler {
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
-    if (upgrade && req.headers.upgrade?.toLowerCase() === 'websocket') ctx.upgrade = upgrade;
     const snapshot = this.snapshot;
+    const ssl = listener.ssl;
+    if (ssl && (ssl.client || snapshot.ssl.verifiesClients)) {
+      const socket = req.socket as TLSSocket;
+      const refusal = clientCertificateRefusal(socket, ssl, uri, ctx.host, snapshot.ssl, socket.servername || this.options.fallbackSni);
+      if (refusal) {
+        this.options.log('error', refusal);
+        sendStatus(res, 400, undefined, undefined, this.options.serverHeader);
+        return;
+      }
+    }
+    if (upgrade && req.headers.upgrade?.toLowerCase() === 'websocket') ctx.upgrade = upgrade;
     const matched = snapshot.match(ctx);
     const global = snapshot.globalChain;
     if (!matched) {
@@ -137,7 +152,16 @@ export class RequestHandler {
       this.#respond(ctx, run, resolved.status);
       return;
     }
-    const upstream = resolved.upstream;
+    let upstream = resolved.upstream;
+    if (upstream.clientCertId !== undefined) {
+      const certificate = this.snapshot.ssl.clientCertificate(upstream.clientCertId);
+      if (typeof certificate !== 'object') {
+        this.options.log('error', `failed to get ssl cert: ${certificate === 'wrongType' ? "ssl type should be 'client'" : `ssl id [${upstream.clientCertId}] not exits`}`);
+        this.#respond(ctx, run, 502);
+        return;
+      }
+      upstream = withClientCertificate(upstream, certificate);
+    }
     if (upstream.nodes.length === 0) {
       this.options.log('error', `route ${route.id}: no valid upstream node`);
       this.#respond(ctx, run, 503);

@@ -1,37 +1,21 @@
 // HTTP listeners of a worker. Every worker binds the same ports with SO_REUSEPORT, so the kernel
 // spreads connections and no accept loop or IPC hop sits in front of the workers.
-import { constants } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type Socket } from 'node:net';
 import type tls from 'node:tls';
 import { STATUS_CODES } from 'node:http';
+import type { ServedSsl } from '../snapshot/ssl.ts';
 import type { ListenerInfo } from './context.ts';
 import type { RequestHandler } from './handler.ts';
 import { htmlErrorPage, sendStatus } from './responses.ts';
+import { chainDepth, DEFAULT_TLS, TlsFront, type TlsSettings } from './tls-front.ts';
+
+export type { TlsSettings } from './tls-front.ts';
 
 export interface ListenAddress {
   ip: string;
   port: number;
-}
-
-/** apisix.ssl: accepted protocol versions, ciphers, session tickets. */
-export interface TlsSettings {
-  minVersion: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
-  maxVersion: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
-  ciphers: string | undefined;
-  sessionTickets: boolean;
-}
-
-const DEFAULT_TLS: TlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ciphers: undefined, sessionTickets: false };
-
-function tlsContextOptions(settings: TlsSettings): tls.SecureContextOptions {
-  return {
-    minVersion: settings.minVersion,
-    maxVersion: settings.maxVersion,
-    ciphers: settings.ciphers,
-    secureOptions: settings.sessionTickets ? 0 : constants.SSL_OP_NO_TICKET,
-  };
 }
 
 export interface ServerLimits {
@@ -45,12 +29,12 @@ export interface ServerLimits {
 
 export class ProxyServer {
   readonly #handler: RequestHandler;
-  readonly #servers: http.Server[] = [];
+  /** The listening servers: HTTP ones for plain ports, TCP fronts for TLS ports. */
+  readonly #servers: net.Server[] = [];
+  /** The plain HTTP listeners. */
+  readonly #httpServers = new Set<http.Server>();
   readonly #limits: ServerLimits;
   readonly #sockets = new Set<Socket>();
-  readonly #tlsServers: Array<{ server: https.Server; settings: TlsSettings }> = [];
-  /** The fallback certificate the TLS listeners' default context holds now. */
-  #fallback: { cert: string; key: string } | undefined;
   #draining = false;
 
   constructor(handler: RequestHandler, limits: ServerLimits) {
@@ -58,11 +42,14 @@ export class ProxyServer {
     this.#limits = limits;
   }
 
-  /** Opens the plain listeners, and the TLS ones (certificates chosen by SNI from the snapshot's SSLs). */
-  async listen(addresses: readonly ListenAddress[], reusePort: boolean, tlsAddresses: readonly ListenAddress[] = [], tlsSettings?: TlsSettings): Promise<void> {
+  /**
+   * Opens the plain listeners, and the TLS ones: a TLS listener reads each ClientHello and passes the
+   * connection to the TLS server of the SSL the server name picks (see tls-front.ts).
+   */
+  async listen(addresses: readonly ListenAddress[], reusePort: boolean, tlsAddresses: readonly ListenAddress[] = [], tlsSettings: TlsSettings = DEFAULT_TLS): Promise<void> {
     const all = [...addresses.map((a) => [a, false] as const), ...tlsAddresses.map((a) => [a, true] as const)];
     for (const [addr, secure] of all) {
-      const server = this.#createServer({ scheme: secure ? 'https' : 'http', port: addr.port }, secure ? tlsSettings ?? DEFAULT_TLS : undefined);
+      const server = secure ? this.#createTlsListener(addr.port, tlsSettings) : this.#createServer({ scheme: 'http', port: addr.port });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen({ host: addr.ip, port: addr.port, reusePort, ipv6Only: addr.ip === '::' }, () => {
@@ -71,23 +58,32 @@ export class ProxyServer {
         });
       });
       this.#servers.push(server);
-      if (secure) this.#tlsServers.push({ server: server as https.Server, settings: tlsSettings ?? DEFAULT_TLS });
     }
   }
 
-  /**
-   * apisix.ssl.fallback_sni: a client that sends no server name gets the certificate of this name.
-   * Called after every configuration change; the default context changes only when the pair does.
-   */
-  setFallbackCertificate(pair: { cert: string; key: string } | undefined): void {
-    if (pair?.cert === this.#fallback?.cert && pair?.key === this.#fallback?.key) return;
-    this.#fallback = pair;
-    for (const { server, settings } of this.#tlsServers) {
-      server.setSecureContext({ ...tlsContextOptions(settings), ...(pair ?? {}) });
-    }
+  /** A TLS port: plain TCP until the ClientHello was read, then the chosen SSL's TLS server. */
+  #createTlsListener(port: number, settings: TlsSettings): net.Server {
+    const front = new TlsFront(
+      settings,
+      (options, ssl) => this.#createServer({ scheme: 'https', port, ssl }, options) as unknown as tls.Server,
+      () => this.#handler.snapshot.ssl,
+      this.#limits.headerTimeoutMs,
+      (message) => this.#handler.options.log('info', message),
+    );
+    const listener = net.createServer({ noDelay: true }, (socket) => front.accept(socket));
+    this.#track(listener);
+    return listener;
   }
 
-  #createServer(listener: ListenerInfo, tlsSettings?: TlsSettings): http.Server {
+  /** Sockets are tracked for the drain: plain ones as accepted, TLS ones once their handshake is done. */
+  #track(server: net.Server | tls.Server, event: 'connection' | 'secureConnection' = 'connection'): void {
+    server.on(event, (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  #createServer(listener: ListenerInfo, tlsOptions?: tls.TlsOptions): http.Server {
     const handler = this.#handler;
     const options: http.ServerOptions = {
       keepAliveTimeout: this.#limits.keepAliveTimeoutMs,
@@ -108,19 +104,7 @@ export class ProxyServer {
         sendStatus(res, 500, undefined, undefined, handler.options.serverHeader);
       }
     };
-    const server = tlsSettings
-      ? https.createServer({
-          ...options,
-          ...tlsContextOptions(tlsSettings),
-          // The certificate follows the client's server name, from the SSLs of the current snapshot:
-          // an SSL added or replaced is served from the next handshake on.
-          SNICallback: (servername, done) => {
-            const context = handler.snapshot.ssl.contextFor(servername);
-            if (context) done(null, context);
-            else done(new Error(`failed to find any SSL certificate by SNI: ${servername}`));
-          },
-        }, onRequest)
-      : http.createServer(options, onRequest);
+    const server = tlsOptions ? https.createServer({ ...options, ...tlsOptions }, onRequest) : http.createServer(options, onRequest);
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       try {
         handler.handleUpgrade(req, socket, head, listener);
@@ -135,10 +119,10 @@ export class ProxyServer {
       handler.options.log('info', `TLS handshake failed for ${socket.remoteAddress}: ${err.message}`);
       socket.destroy();
     });
-    server.on('connection', (socket: Socket) => {
-      this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
-    });
+    if (listener.ssl?.client) enforceDepth(server as unknown as tls.Server, listener.ssl);
+    this.#track(server, tlsOptions ? 'secureConnection' : 'connection');
+    // TLS servers are per SSL and never listen: only plain ones are kept (TLS sockets are tracked).
+    if (!tlsOptions) this.#httpServers.add(server);
     return server;
   }
 
@@ -175,8 +159,23 @@ export class ProxyServer {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     for (const socket of this.#sockets) socket.destroy();
-    for (const s of this.#servers) s.closeAllConnections();
+    for (const s of this.#httpServers) s.closeAllConnections();
   }
+}
+
+/**
+ * `client.depth`: a verified chain longer than allowed counts as unverified; without
+ * skip_mtls_uri_regex that ends the connection, as a failed handshake would.
+ */
+function enforceDepth(server: tls.Server, ssl: ServedSsl): void {
+  const client = ssl.client!;
+  server.prependListener('secureConnection', (socket: tls.TLSSocket) => {
+    if (!socket.authorized || chainDepth(socket, client.caCertificates) <= client.depth) return;
+    socket.authorized = false;
+    // Node reports verification failures as OpenSSL's code names, in a field typed as an Error.
+    (socket as { authorizationError: unknown }).authorizationError = 'CERT_CHAIN_TOO_LONG';
+    if (!client.skip) socket.destroy();
+  });
 }
 
 /** An idle kept-alive connection closes during a drain once quiet this long. */

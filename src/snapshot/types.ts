@@ -3,6 +3,7 @@ import type { Route, Service, Upstream } from '../model/index.ts';
 import type { PluginChain } from '../plugins/chain.ts';
 import type { Balancer, UpstreamNode } from '../upstream/balancer/index.ts';
 import type { NodePool } from '../upstream/pool.ts';
+import type { PoolDefaults } from './upstream.ts';
 
 export interface TimeoutsMs {
   connect: number;
@@ -18,6 +19,10 @@ export interface CompiledUpstream {
   balancer: Balancer;
   /** node.key → keep-alive pool */
   pools: Map<string, NodePool>;
+  /** Pool settings it was compiled with (for the same upstream with another client certificate). */
+  poolDefaults: PoolDefaults;
+  /** `tls.client_cert_id`: the `client` SSL whose certificate is presented to the nodes. */
+  clientCertId: string | undefined;
   /** Extra attempts on other nodes after a failure. */
   retries: number;
   /** Retry budget in ms from the first attempt; 0 = unlimited. */

@@ -3,6 +3,7 @@
 import { parseNodeAddress, type Upstream } from '../model/index.ts';
 import { createBalancer, type UpstreamNode } from '../upstream/balancer/index.ts';
 import { poolFor, type NodePool } from '../upstream/pool.ts';
+import type { ClientCertificate } from './ssl.ts';
 import type { CompiledUpstream, TimeoutsMs } from './types.ts';
 
 /** nginx's proxy_{connect,send,read}_timeout as APISIX renders them. */
@@ -49,23 +50,15 @@ export function upstreamNodes(conf: Upstream): UpstreamNode[] {
 export function compileUpstream(conf: Upstream, id: string | undefined, poolDefaults: PoolDefaults = DEFAULT_POOL): CompiledUpstream {
   const nodes = upstreamNodes(conf);
   const tls = conf.scheme === 'https';
-  const pool = { ...poolDefaults, ...conf.keepalive_pool };
-  const pools = new Map<string, NodePool>();
-  for (const node of nodes) {
-    const servername = conf.pass_host === 'rewrite' ? conf.upstream_host : undefined;
-    const clientCert = conf.tls?.client_cert && conf.tls.client_key ? { cert: conf.tls.client_cert, key: conf.tls.client_key } : undefined;
-    pools.set(node.key, poolFor({ host: node.host, port: node.port, tls, servername, clientCert, verify: conf.tls?.verify, ca: poolDefaults.trustedCa }, {
-      size: pool.size,
-      idleTimeoutMs: pool.idle_timeout * 1000,
-      maxRequests: pool.requests,
-    }));
-  }
+  const clientCert = conf.tls?.client_cert && conf.tls.client_key ? { cert: conf.tls.client_cert, key: conf.tls.client_key } : undefined;
   return {
     id,
     conf,
     nodes,
     balancer: createBalancer(nodes, { type: conf.type, hash_on: conf.hash_on, key: conf.key }),
-    pools,
+    pools: nodePools(conf, nodes, poolDefaults, clientCert),
+    poolDefaults,
+    clientCertId: conf.tls?.client_cert_id === undefined ? undefined : String(conf.tls.client_cert_id),
     // APISIX: unset retries means "try every other node once".
     retries: conf.retries ?? Math.max(0, nodes.length - 1),
     retryTimeoutMs: (conf.retry_timeout ?? 0) * 1000,
@@ -74,4 +67,34 @@ export function compileUpstream(conf: Upstream, id: string | undefined, poolDefa
     passHost: conf.pass_host ?? 'pass',
     upstreamHost: conf.upstream_host,
   };
+}
+
+/** One keep-alive pool per node, shared with every upstream that reaches the node the same way. */
+function nodePools(conf: Upstream, nodes: readonly UpstreamNode[], poolDefaults: PoolDefaults, clientCert: ClientCertificate | undefined): Map<string, NodePool> {
+  const tls = conf.scheme === 'https';
+  const pool = { ...poolDefaults, ...conf.keepalive_pool };
+  const servername = conf.pass_host === 'rewrite' ? conf.upstream_host : undefined;
+  const pools = new Map<string, NodePool>();
+  for (const node of nodes) {
+    pools.set(node.key, poolFor({ host: node.host, port: node.port, tls, servername, clientCert, verify: conf.tls?.verify, ca: poolDefaults.trustedCa }, {
+      size: pool.size,
+      idleTimeoutMs: pool.idle_timeout * 1000,
+      maxRequests: pool.requests,
+    }));
+  }
+  return pools;
+}
+
+const withCertificate = new WeakMap<CompiledUpstream, { certificate: ClientCertificate; upstream: CompiledUpstream }>();
+
+/**
+ * The upstream presenting a `client` SSL's certificate (`tls.client_cert_id`, looked up per request
+ * as APISIX does). Cached until the SSL changes, which brings a new certificate object.
+ */
+export function withClientCertificate(up: CompiledUpstream, certificate: ClientCertificate): CompiledUpstream {
+  const cached = withCertificate.get(up);
+  if (cached?.certificate === certificate) return cached.upstream;
+  const upstream = { ...up, pools: nodePools(up.conf, up.nodes, up.poolDefaults, certificate) };
+  withCertificate.set(up, { certificate, upstream });
+  return upstream;
 }

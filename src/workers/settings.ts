@@ -19,6 +19,7 @@ export function handlerOptions(config: NodeConfig): HandlerOptions {
     trustedAddresses: a.trusted_addresses?.length ? compileIpMatcher(a.trusted_addresses) : undefined,
     serverHeader: a.enable_server_tokens ? `${SERVER_TOKEN}/${VERSION}` : SERVER_TOKEN,
     showUpstreamStatus: a.show_upstream_status_in_response_header,
+    fallbackSni: a.ssl?.fallback_sni || undefined,
     maxBodyBytes: parseSizeBytes(config.nginx_config.http.client_max_body_size),
     clientBodyTimeoutMs: parseDurationSeconds(config.nginx_config.http.client_body_timeout) * 1000,
     sendTimeoutMs: parseDurationSeconds(config.nginx_config.http.send_timeout) * 1000,
@@ -37,6 +38,7 @@ export function tlsSettings(config: NodeConfig): TlsSettings {
     maxVersion: versions[versions.length - 1],
     ciphers: ssl?.ssl_ciphers || undefined,
     sessionTickets: ssl?.ssl_session_tickets ?? false,
+    fallbackSni: ssl?.fallback_sni || undefined,
   };
 }
 

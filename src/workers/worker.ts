@@ -38,12 +38,6 @@ let config = init.config;
 const handler = new RequestHandler(newSnapshot(config, await loadPluginCatalog(init.plugins, init.pluginDir, false)), handlerOptions(config));
 const server = new ProxyServer(handler, serverLimits(init.config));
 
-/** apisix.ssl.fallback_sni: the certificate for clients that send no server name, from the current SSLs. */
-function refreshFallbackCertificate(): void {
-  const name = config.apisix.ssl?.fallback_sni;
-  server.setFallbackCertificate(name ? handler.snapshot.ssl.pairFor(name) : undefined);
-}
-
 /** Messages that arrived while plugins reload; handled in order once the new snapshot is in place. */
 let held: MainToWorker[] | undefined;
 
@@ -55,7 +49,6 @@ function onMessage(msg: MainToWorker): void {
   switch (msg.type) {
     case 'apply':
       handler.snapshot.apply(msg.events, msg.version);
-      refreshFallbackCertificate();
       post({ type: 'applied', version: msg.version });
       break;
     case 'plugins':
@@ -65,8 +58,7 @@ function onMessage(msg: MainToWorker): void {
         next.apply(msg.events, msg.version);
         const previous = handler.snapshot.plugins.env.catalog;
         handler.snapshot = next;
-        refreshFallbackCertificate();
-        await destroyReplaced(previous.loaded, catalog.loaded, (message) => log('error', message));
+          await destroyReplaced(previous.loaded, catalog.loaded, (message) => log('error', message));
         post({ type: 'applied', version: msg.version });
         const later = held!;
         held = undefined;
@@ -94,7 +86,6 @@ process.on('uncaughtException', (err) => log('error', `uncaught exception in wor
 
 server.listen(init.listeners, init.reusePort, init.sslListeners, tlsSettings(config)).then(
   () => {
-    refreshFallbackCertificate();
     post({ type: 'listening', ports: server.ports });
   },
   (err: Error) => post({ type: 'fatal', message: `failed to listen: ${err.message}` }),

@@ -51,6 +51,17 @@ function handshake(port: number, servername: string | undefined, options: tls.Co
   });
 }
 
+/** What `openssl s_client` prints for a handshake with `servername` (its stdin closed at once). */
+async function sClient(port: number, servername: string, extra: string[] = []): Promise<string> {
+  const child = execFile('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', servername, ...extra], { encoding: 'utf8', timeout: 10_000 });
+  child.stdin?.end();
+  let out = '';
+  child.stdout?.on('data', (c) => (out += c));
+  child.stderr?.on('data', (c) => (out += c));
+  await new Promise((resolve) => child.once('close', resolve));
+  return out;
+}
+
 /** An HTTPS request through the gateway with the given server name. */
 function get(port: number, servername: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -135,11 +146,63 @@ describe('TLS termination with certificates chosen by SNI', () => {
     await assert.rejects(handshake(node.gw.sslPort, 'second.a.test'));
   });
 
-  it('an SSL with extra certs serves its primary pair (RSA or ECDSA) to every client', async () => {
+  it('an SSL with RSA and ECDSA pairs serves ECDSA to clients that accept it, RSA to the others', async () => {
     await node.put('/ssls/5', { cert: dualRsa.cert, key: dualRsa.key, certs: [dualEc.cert], keys: [dualEc.key], snis: ['dual.test'] });
-    assert.equal((await handshake(node.gw.sslPort, 'dual.test')).keyType, 'rsa');
-    await node.put('/ssls/6', { cert: dualEc.cert, key: dualEc.key, snis: ['ec.test'] });
+    assert.equal((await handshake(node.gw.sslPort, 'dual.test')).keyType, 'ec');
+    const rsaOnly = { sigalgs: 'RSA-PSS+SHA256:RSA-PSS+SHA384:RSA+SHA256', maxVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' };
+    assert.equal((await handshake(node.gw.sslPort, 'dual.test', rsaOnly)).keyType, 'rsa');
+    assert.equal((await handshake(node.gw.sslPort, 'dual.test', { sigalgs: 'RSA-PSS+SHA256:RSA+SHA256' })).keyType, 'rsa');
+    // The order in the SSL does not matter.
+    await node.put('/ssls/6', { cert: dualEc.cert, key: dualEc.key, certs: [dualRsa.cert], keys: [dualRsa.key], snis: ['ec.test'] });
     assert.equal((await handshake(node.gw.sslPort, 'ec.test')).keyType, 'ec');
+    assert.equal((await handshake(node.gw.sslPort, 'ec.test', rsaOnly)).keyType, 'rsa');
+    // openssl s_client sees the same choice.
+    assert.match(await sClient(node.gw.sslPort, 'dual.test'), /Server public key is 256 bit/);
+    assert.match(await sClient(node.gw.sslPort, 'dual.test', ['-sigalgs', 'RSA-PSS+SHA256:RSA+SHA256']), /Server public key is 2048 bit/);
+  });
+
+  it('an SSL\'s ssl_protocols replace the listener\'s for its names only', async () => {
+    await node.put('/ssls/7', { cert: a2.cert, key: a2.key, snis: ['modern.test'], ssl_protocols: ['TLSv1.3'] });
+    assert.equal((await handshake(node.gw.sslPort, 'modern.test')).protocol, 'TLSv1.3');
+    await assert.rejects(handshake(node.gw.sslPort, 'modern.test', { maxVersion: 'TLSv1.2' }));
+    // other names keep the listener's TLSv1.2 TLSv1.3
+    assert.equal((await handshake(node.gw.sslPort, 'a.test', { maxVersion: 'TLSv1.2' })).protocol, 'TLSv1.2');
+    await node.put('/ssls/8', { cert: a2.cert, key: a2.key, snis: ['legacy.test'], ssl_protocols: ['TLSv1.2'] });
+    assert.equal((await handshake(node.gw.sslPort, 'legacy.test')).protocol, 'TLSv1.2');
+  });
+
+  it('a name no SSL covers gets an unrecognized_name alert (openssl s_client), and the node keeps serving', async () => {
+    const out = await sClient(node.gw.sslPort, 'nobody.test');
+    assert.match(out, /unrecognized name|alert number 112/i);
+    assert.equal((await get(node.gw.sslPort, 'a.test', '/after-alert')).status, 200);
+  });
+
+  it('no handshake fails while a certificate is replaced over and over', async () => {
+    await node.put('/ssls/9', { cert: a2.cert, key: a2.key, snis: ['busy.test'] });
+    const pairs = [a2, wild, dualRsa, dualEc];
+    let failures = 0;
+    let done = 0;
+    const seen = new Set<string>();
+    let writing = true;
+    const clients = Array.from({ length: 4 }, async () => {
+      while (writing && done < 2000) {
+        try {
+          const hs = await handshake(node.gw.sslPort, 'busy.test');
+          seen.add(hs.cn ?? '');
+        } catch {
+          failures++;
+        }
+        done++;
+      }
+    });
+    for (let i = 1; i <= 12; i++) {
+      const pair = pairs[i % pairs.length];
+      await node.put('/ssls/9', { cert: pair.cert, key: pair.key, snis: ['busy.test'] });
+    }
+    writing = false;
+    await Promise.all(clients);
+    assert.equal(failures, 0, `${failures} of ${done} handshakes failed`);
+    assert.ok(seen.size >= 2, `certificates seen: ${[...seen].join(', ')}`);
   });
 
   it('TLS 1.1 is refused by default (apisix.ssl.ssl_protocols)', async () => {

@@ -15,7 +15,7 @@ import { startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
 import { request, waitFor } from '../helpers/gateway.ts';
 
 /** A CA, and a certificate it signs for `cn` (with `san` as subjectAltName). */
-function makeCerts(dir: string): { caPath: string; ca: string; server: { cert: string; key: string }; client: { cert: string; key: string } } {
+function makeCerts(dir: string): { caPath: string; ca: string; server: { cert: string; key: string }; client: { cert: string; key: string }; other: { cert: string; key: string } } {
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
   run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=test-ca', '-days', '2']);
   const signed = (name: string, cn: string, san: string) => {
@@ -29,6 +29,7 @@ function makeCerts(dir: string): { caPath: string; ca: string; server: { cert: s
     ca: readFileSync(join(dir, 'ca.crt'), 'utf8'),
     server: signed('server', 'localhost', 'DNS:localhost,IP:127.0.0.1'),
     client: signed('client', 'gateway-client', 'DNS:gateway-client'),
+    other: signed('other', 'other-client', 'DNS:other-client'),
   };
 }
 
@@ -93,10 +94,36 @@ describe('HTTPS to the nodes: client certificates and verification', () => {
     assert.deepEqual(JSON.parse(r.body), { authorized: true, cn: 'gateway-client' });
   });
 
-  it('tls.client_cert_id is refused with a clear error until SSL ids are supported there', async () => {
-    await gw.put('/ssls/1', { type: 'client', cert: certs.client.cert, key: certs.client.key });
-    const r = await gw.call('PUT', '/routes/4', { uri: '/id', upstream: upstream({ client_cert_id: '1' }) });
+  it('tls.client_cert_id presents the certificate of a `client` SSL, and follows that SSL when it changes', async () => {
+    await gw.put('/ssls/c1', { type: 'client', cert: certs.client.cert, key: certs.client.key });
+    await gw.put('/routes/4', { uri: '/by-id', upstream: upstream({ client_cert_id: 'c1' }) });
+    let r = await request(gw.gw.url('/by-id'));
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(JSON.parse(r.body), { authorized: true, cn: 'gateway-client' });
+    // The same SSL id with another certificate: the next connections present the new one.
+    await gw.put('/ssls/c1', { type: 'client', cert: certs.other.cert, key: certs.other.key });
+    r = await request(gw.gw.url('/by-id'));
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(JSON.parse(r.body), { authorized: true, cn: 'other-client' });
+  });
+
+  it('tls.client_cert_id is checked on write: a missing SSL or one of type server is refused', async () => {
+    let r = await gw.call('PUT', '/routes/5', { uri: '/missing', upstream: upstream({ client_cert_id: 'nope' }) });
     assert.equal(r.status, 400);
-    assert.match(r.json.error_msg, /tls\.client_cert_id/);
+    assert.equal(r.json.error_msg, 'failed to fetch ssl info by ssl id [nope], response code: 404');
+    await gw.put('/ssls/s1', { cert: certs.server.cert, key: certs.server.key, snis: ['localhost'] });
+    r = await gw.call('PUT', '/routes/5', { uri: '/server-type', upstream: upstream({ client_cert_id: 's1' }) });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error_msg, 'failed to fetch ssl info by ssl id [s1], wrong ssl type');
+  });
+
+  it('an upstream whose client SSL is gone answers 502 and says why in the log', async () => {
+    await gw.put('/ssls/c2', { type: 'client', cert: certs.client.cert, key: certs.client.key });
+    await gw.put('/routes/6', { uri: '/gone', upstream: upstream({ client_cert_id: 'c2' }) });
+    assert.equal((await request(gw.gw.url('/gone'))).status, 200);
+    const del = await gw.call('DELETE', '/ssls/c2');
+    assert.equal(del.status, 200, del.text);
+    await waitFor(async () => (await request(gw.gw.url('/gone'))).status === 502, 5000, 'a 502 once the SSL is deleted');
+    await waitFor(() => gw.gw.output().includes('failed to get ssl cert: ssl id [c2] not exits'), 5000, 'the reason in the log');
   });
 });
