@@ -4,6 +4,12 @@
 //
 //   node bench/run.js [--duration 10] [--warmup 3] [--connections 50] [--threads 1]
 //                     [--only causeway,nginx] [--no-baseline] [--start-timeout 10]
+//                     [--protocol http|https|h2] [--streams 10]
+//
+// --protocol https runs the same wrk load over TLS (keep-alive, one handshake per connection);
+// --protocol h2 runs h2load (nghttp2-client) over TLS with ALPN h2 and --streams concurrent
+// streams per connection. Both compare nginx and Causeway, each terminating TLS with the same
+// certificate and proxying to the same plain HTTP/1.1 upstream.
 //
 // Every option can also be given as an environment variable: BENCH_DURATION, BENCH_WARMUP,
 // BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ONLY, BENCH_NO_BASELINE=1, BENCH_START_TIMEOUT,
@@ -12,6 +18,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +33,11 @@ const PROJECT_NODE = path.join(ROOT, 'node_modules', '.bin', 'node');
 const NODE = fs.existsSync(PROJECT_NODE) ? PROJECT_NODE : process.execPath;
 const UPSTREAM_BODY = 'hello world\n';
 const CONTENDERS = ['nginx', 'fastify', 'http-proxy', 'causeway', 'causeway-plugins'];
+/** Contenders set up to terminate TLS, for --protocol https and h2. */
+const TLS_CONTENDERS = ['nginx', 'causeway'];
+const PROTOCOLS = ['http', 'https', 'h2'];
+/** The server name of the benchmark certificate. wrk and h2load send the IP as SNI, so Causeway's SSL lists it too. */
+const BENCH_SNI = 'bench.test';
 /** The plugin-runtime bar: key-auth + limit-count + proxy-rewrite on the route (issue bar: >= 80% of plain). */
 const BENCH_KEY = 'bench-key';
 /** Request path per contender (the plugin route authenticates with a query key). */
@@ -49,10 +61,13 @@ function parseArgs(argv) {
     startTimeout: Number(env.BENCH_START_TIMEOUT ?? 10),
     proxyCpu: env.BENCH_PROXY_CPU ?? '0',
     loadCpu: env.BENCH_LOAD_CPU ?? '1',
+    protocol: env.BENCH_PROTOCOL ?? 'http',
+    streams: Number(env.BENCH_STREAMS ?? 10),
   };
   const valueOpts = {
     '--duration': 'duration', '--warmup': 'warmup', '--connections': 'connections',
     '--threads': 'threads', '--only': 'only', '--start-timeout': 'startTimeout',
+    '--protocol': 'protocol', '--streams': 'streams',
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -65,7 +80,7 @@ function parseArgs(argv) {
     if (!key) { console.error(`unknown option ${arg}`); usage(2); }
     if (value === undefined) value = argv[++i];
     if (value === undefined) { console.error(`${arg} needs a value`); usage(2); }
-    opts[key] = key === 'only' ? value.split(',') : Number(value);
+    opts[key] = key === 'only' ? value.split(',') : key === 'protocol' ? value : Number(value);
   }
   if (opts.only) {
     opts.only = opts.only.map((s) => s.trim()).filter(Boolean);
@@ -74,7 +89,13 @@ function parseArgs(argv) {
       if (!CONTENDERS.includes(name)) { console.error(`unknown contender "${name}" (known: ${CONTENDERS.join(', ')})`); process.exit(2); }
     }
   }
-  for (const k of ['duration', 'warmup', 'connections', 'threads', 'startTimeout']) {
+  if (!PROTOCOLS.includes(opts.protocol)) { console.error(`unknown protocol "${opts.protocol}" (known: ${PROTOCOLS.join(', ')})`); process.exit(2); }
+  if (opts.protocol !== 'http') {
+    const other = (opts.only ?? []).filter((n) => !TLS_CONTENDERS.includes(n));
+    if (other.length) { console.error(`--protocol ${opts.protocol} runs ${TLS_CONTENDERS.join(' and ')} only (not ${other.join(', ')})`); process.exit(2); }
+    opts.only ??= TLS_CONTENDERS;
+  }
+  for (const k of ['duration', 'warmup', 'connections', 'threads', 'startTimeout', 'streams']) {
     if (!Number.isFinite(opts[k]) || opts[k] < 0 || (k !== 'warmup' && opts[k] === 0)) {
       console.error(`invalid --${k}: ${opts[k]}`); process.exit(2);
     }
@@ -84,7 +105,8 @@ function parseArgs(argv) {
 
 function usage(code) {
   console.log(`usage: node bench/run.js [--duration S] [--warmup S] [--connections N] [--threads N]
-                         [--only ${CONTENDERS.join(',')}] [--no-baseline] [--start-timeout S]`);
+                         [--only ${CONTENDERS.join(',')}] [--no-baseline] [--start-timeout S]
+                         [--protocol ${PROTOCOLS.join('|')}] [--streams N]`);
   process.exit(code);
 }
 
@@ -186,9 +208,10 @@ function freePort() {
   });
 }
 
-function get(port, urlPath, timeoutMs = 1000) {
+function get(port, urlPath, timeoutMs = 1000, secure = false) {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs }, (res) => {
+    const client = secure ? https : http;
+    const req = client.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs, servername: BENCH_SNI, rejectUnauthorized: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { body += d; });
@@ -201,7 +224,7 @@ function get(port, urlPath, timeoutMs = 1000) {
 }
 
 /** Polls GET /hello until it answers 200 with the upstream's body. Throws with a reason otherwise. */
-async function waitReady(p, port, timeoutS, urlPath = '/hello') {
+async function waitReady(p, port, timeoutS, urlPath = '/hello', secure = false) {
   const deadline = Date.now() + timeoutS * 1000;
   let last = 'no answer';
   while (Date.now() < deadline) {
@@ -209,7 +232,7 @@ async function waitReady(p, port, timeoutS, urlPath = '/hello') {
     if (p.exited && p.exitCode !== 0) {
       throw new Error(p.error ? p.error.message : `exited with ${p.signal ?? `code ${p.exitCode}`}`);
     }
-    const r = await get(port, urlPath);
+    const r = await get(port, urlPath, 1000, secure);
     if (r.status === 200) {
       if (r.body === UPSTREAM_BODY) return;
       throw new Error(`GET /hello answered 200 with an unexpected body ${JSON.stringify(r.body.slice(0, 60))}`);
@@ -297,13 +320,23 @@ function listeningPids(port) {
 // ---------------------------------------------------------------------------------------------
 // wrk
 
+/** The load generator's command for a protocol: wrk for HTTP/1.1 (plain or TLS), h2load for HTTP/2. */
+function loadCommand(opts, port, seconds, urlPath) {
+  const scheme = opts.protocol === 'http' ? 'http' : 'https';
+  const url = `${scheme}://127.0.0.1:${port}${urlPath}`;
+  if (opts.protocol === 'h2') {
+    return { tool: 'h2load', args: [`-t${opts.threads}`, `-c${opts.connections}`, `-m${opts.streams}`, `-D${seconds}`, url], parse: parseH2load };
+  }
+  return { tool: 'wrk', args: [`-t${opts.threads}`, `-c${opts.connections}`, `-d${seconds}s`, '--latency', url], parse: parseWrk };
+}
+
 function runWrk(opts, port, seconds, urlPath = '/hello') {
   return new Promise((resolve, reject) => {
-    const args = [`-t${opts.threads}`, `-c${opts.connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${urlPath}`];
+    const { tool, args, parse } = loadCommand(opts, port, seconds, urlPath);
     if (cleaningUp) return reject(new Error('interrupted'));
-    const [c, a] = pinned(opts.loadCpu, 'wrk', args);
+    const [c, a] = pinned(opts.loadCpu, tool, args);
     const child = spawn(c, a, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    const p = { name: 'wrk', child, pids: new Set([child.pid]), exited: false };
+    const p = { name: tool, child, pids: new Set([child.pid]), exited: false };
     tracked.add(p);
     let out = '';
     let err = '';
@@ -315,8 +348,8 @@ function runWrk(opts, port, seconds, urlPath = '/hello') {
       p.exited = true;
       clearTimeout(guard);
       tracked.delete(p);
-      if (code !== 0) return reject(new Error(`wrk exited with code ${code}: ${err.trim() || out.trim()}`));
-      try { resolve(parseWrk(out)); } catch (e) { reject(e); }
+      if (code !== 0) return reject(new Error(`${tool} exited with code ${code}: ${err.trim() || out.trim()}`));
+      try { resolve(parse(out)); } catch (e) { reject(e); }
     });
   });
 }
@@ -347,8 +380,37 @@ function parseWrk(out) {
   };
 }
 
+/** h2load's summary in wrk's shape (h2load reports mean latency, not percentiles). */
+function parseH2load(out) {
+  const finished = /finished in ([\d.]+)(us|ms|s|m|h), ([\d.]+) req\/s/.exec(out);
+  const requests = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const statuses = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  if (!finished || !requests) throw new Error(`cannot parse h2load output:\n${out}`);
+  const mean = /time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(out);
+  const protocol = /Application protocol: (\S+)/.exec(out)?.[1];
+  if (protocol !== 'h2') throw new Error(`h2load negotiated ${protocol ?? 'nothing'}, not h2:\n${out}`);
+  return {
+    requests: Number(requests[4]),
+    seconds: Number(finished[1]) * UNIT_MS[finished[2]] / 1000,
+    rps: Number(finished[3]),
+    latencyMs: mean ? { mean: Number(mean[1]) * UNIT_MS[mean[2]] } : {},
+    non2xx: statuses ? Number(statuses[2]) + Number(statuses[3]) + Number(statuses[4]) : 0,
+    socketErrors: { connect: 0, read: Number(requests[6]), write: Number(requests[5]) - (statuses ? Number(statuses[2]) + Number(statuses[3]) + Number(statuses[4]) : 0), timeout: Number(requests[7]) },
+    raw: out,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Servers
+
+/** A self-signed RSA certificate for BENCH_SNI, shared by every TLS contender. */
+function makeCertificate(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const cert = path.join(dir, 'bench.crt');
+  const key = path.join(dir, 'bench.key');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${BENCH_SNI}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert, key };
+}
 
 function nginxTempPaths(dir) {
   return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
@@ -401,7 +463,11 @@ const SETUP = {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    ${opts.tls ? `listen 127.0.0.1:${port} ssl http2 backlog=4096;
+    ssl_certificate ${opts.tls.cert};
+    ssl_certificate_key ${opts.tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets off;` : `listen 127.0.0.1:${port} backlog=4096;`}
     location / {
       proxy_pass http://u;
       proxy_http_version 1.1;
@@ -440,10 +506,26 @@ const SETUP = {
 function startCauseway(name, upPort, port, dir, opts, routePlugins, extra = '') {
   fs.mkdirSync(dir, { recursive: true });
   const config = path.join(dir, 'config.yaml');
+  // Over TLS the plain listener moves to a port nobody loads; the certificate is an `ssls` item.
+  const listeners = opts.tls
+    ? `node_listen: [${port + 1 > 65535 ? port - 1 : port + 1}]
+  ssl: {enable: true, listen: [{port: ${port}}], fallback_sni: ${BENCH_SNI}}`
+    : `node_listen: [${port}]
+  ssl: {enable: false}`;
+  if (opts.tls) {
+    const indent = (file) => fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => `      ${l}`).join('\n');
+    extra += `ssls:
+  - id: bench
+    snis: [${BENCH_SNI}, "127.0.0.1"]
+    cert: |
+${indent(opts.tls.cert)}
+    key: |
+${indent(opts.tls.key)}
+`;
+  }
   fs.writeFileSync(config, `apisix:
-  node_listen: [${port}]
+  ${listeners}
   enable_ipv6: false
-  ssl: {enable: false}
   enable_control: false
 nginx_config:
   worker_processes: 1
@@ -514,7 +596,7 @@ async function runContender(name, opts, upstream) {
   const row = { name, port, status: 'ok' };
   try {
     try {
-      await waitReady(p, port, opts.startTimeout, pathOf(name));
+      await waitReady(p, port, opts.startTimeout, pathOf(name), Boolean(opts.tls));
     } catch (err) {
       row.status = 'failed to start';
       row.reason = err.message;
@@ -594,7 +676,8 @@ function versions() {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  for (const tool of ['nginx', 'wrk']) {
+  const tools = opts.protocol === 'h2' ? ['nginx', 'h2load', 'openssl'] : opts.protocol === 'https' ? ['nginx', 'wrk', 'openssl'] : ['nginx', 'wrk'];
+  for (const tool of tools) {
     try { execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }); } catch {
       console.error(`${tool} is not installed: run ./install.sh --test`); process.exit(1);
     }
@@ -604,9 +687,15 @@ async function main() {
   if (cpus < 2) console.warn(`warning: ${cpus} CPU(s): proxies and load share one core`);
 
   tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-'));
+  if (opts.protocol !== 'http') {
+    opts.tls = makeCertificate(path.join(tmpRoot, 'tls'));
+    // The upstream speaks plain HTTP/1.1: a baseline over TLS has nothing to measure.
+    opts.baseline = false;
+  }
   const names = CONTENDERS.filter((n) => !opts.only || opts.only.includes(n));
   const started = new Date();
-  console.log(`Causeway proxy benchmark: wrk -t${opts.threads} -c${opts.connections}, warm-up ${opts.warmup} s, ${opts.duration} s measured; proxies on CPU ${opts.proxyCpu}, wrk + upstream on CPU ${opts.loadCpu}`);
+  const load = loadCommand(opts, 0, opts.duration, '/hello');
+  console.log(`Causeway proxy benchmark (${opts.protocol}): ${load.tool} ${load.args.slice(0, -1).join(' ')}, warm-up ${opts.warmup} s, ${opts.duration} s measured; proxies on CPU ${opts.proxyCpu}, wrk + upstream on CPU ${opts.loadCpu}`);
   console.log(`load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 
   const upstream = await startUpstream(opts);
@@ -642,9 +731,12 @@ async function main() {
   console.log('proxy core / load core: busy share of the proxy core / of the wrk+upstream core during the measured run.');
   console.log('');
   const fmtRatio = (x) => (x == null ? 'n/a' : `${x.toFixed(2)}×`);
+  if (opts.protocol !== 'http') console.log(`Causeway / nginx over ${opts.protocol === 'h2' ? 'HTTP/2 (TLS, ALPN h2)' : 'HTTPS (HTTP/1.1)'}: ${r.causewayOverNginx == null ? 'n/a' : fmtPct(r.causewayOverNginx)}`);
+  else {
   console.log(`Causeway / fastest Node peer${r.fastestNodePeer ? ` (${r.fastestNodePeer})` : ''}: ${fmtRatio(r.causewayOverFastestNodePeer)}  — bar ≥ 1.50×: ${verdict(r.causewayOverFastestNodePeer, 1.5)}`);
   console.log(`Causeway / nginx: ${r.causewayOverNginx == null ? 'n/a' : fmtPct(r.causewayOverNginx)}  — bar ≥ 35%: ${verdict(r.causewayOverNginx, 0.35)}, goal ≥ 50%: ${verdict(r.causewayOverNginx, 0.5)}`);
   console.log(`Causeway with key-auth + limit-count + proxy-rewrite / without: ${r.pluginsOverPlain == null ? 'n/a' : fmtPct(r.pluginsOverPlain)}  — bar ≥ 80%: ${verdict(r.pluginsOverPlain, 0.8)}`);
+  }
 
   const resultsDir = path.join(BENCH_DIR, 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
@@ -656,7 +748,8 @@ async function main() {
     host: { cpus, model: os.cpus()[0]?.model ?? null, kernel: os.release(), loadavgBefore: os.loadavg() },
     versions: versions(),
     params: {
-      wrk: `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency http://127.0.0.1:<port>/hello`,
+      protocol: opts.protocol,
+      load: `${load.tool} ${load.args.slice(0, -1).join(' ')} ${opts.protocol === 'http' ? 'http' : 'https'}://127.0.0.1:<port>/hello`,
       duration: opts.duration, warmup: opts.warmup, connections: opts.connections, threads: opts.threads,
       proxyCpu: opts.proxyCpu, loadCpu: opts.loadCpu, pinned: TASKSET, upstreamBody: UPSTREAM_BODY,
     },
