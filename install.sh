@@ -19,9 +19,10 @@ apt_install() {
 if ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm ca-certificates; fi
 
 if [ "${1:-}" = "--test" ]; then
-  # Test and benchmark peers: nginx (upstream and reference proxy), wrk (load), etcd and redis, and the
-  # TLS tools (openssl makes the test certificates, curl is one of the clients).
-  apt_install nginx-light wrk etcd-server redis-server procps util-linux openssl curl nghttp2-client
+  # Test and benchmark peers: nginx (upstream and reference proxy), wrk (load), etcd and redis, the
+  # TLS and HTTP/2 tools (openssl makes the test certificates; curl and nghttp2's clients and h2load),
+  # and prometheus for promtool, which checks the metrics exposition (its server is never started).
+  apt_install nginx-light wrk etcd-server redis-server procps util-linux openssl curl nghttp2-client prometheus
 fi
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi

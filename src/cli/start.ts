@@ -17,6 +17,7 @@ import { deploymentPlan, type DeploymentPlan } from './provider.ts';
 import { StoreConfigPipeline } from './store-pipeline.ts';
 import { openStore, storePrefix } from './stores.ts';
 import { adminPluginHooks, checkAdminToken, startAdmin } from './admin.ts';
+import { MetricsExporter } from './metrics.ts';
 import { PluginHost } from './plugins.ts';
 import type { AdminServer } from '../admin/index.ts';
 
@@ -84,7 +85,16 @@ export async function start(configPath: string | undefined): Promise<void> {
     const source = pipeline;
     source.onPluginsListChange = () => void plugins.useSourceList(source.pluginsList);
   }
+  let exporter: MetricsExporter | undefined;
+  if (plan.proxy) {
+    const fromStore = pipeline instanceof StoreConfigPipeline ? pipeline : undefined;
+    exporter = new MetricsExporter(config, {
+      etcd: fromStore && plan.source.kind === 'etcd' ? { reachable: () => fromStore.storeReachable(), modifyIndexes: () => fromStore.modifyIndexes() } : undefined,
+    });
+    await exporter.follow(plugins.enabled);
+  }
   plugins.onReload = (enabled) => {
+    void exporter?.follow(enabled);
     if (pipeline) pipeline.catalog = plugins.catalog;
     supervisor?.reloadPlugins(enabled, plugins.userDir);
     // Items the old plugin set refused may pass now (and the other way round).
@@ -127,6 +137,7 @@ export async function start(configPath: string | undefined): Promise<void> {
     log('notice', `${signal} received: finishing in-flight requests (up to ${grace / 1000}s)`);
     statusServer?.close();
     controlServer?.close();
+    exporter?.close();
     await adminServer?.close();
     await supervisor?.stop(grace);
     await pipeline?.close();

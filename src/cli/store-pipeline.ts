@@ -33,14 +33,48 @@ export class StoreConfigPipeline extends ConfigPipeline {
     this.#watchFrom(revision + 1);
   }
 
+  /** Whether the store answers a read now (prometheus' `etcd_reachable`). */
+  async storeReachable(): Promise<boolean> {
+    try {
+      await this.store.get(`${this.prefix}/phantomkey`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Highest modify revision per resource kind, and the store's latest revision (prometheus' `etcd_modify_indexes`). */
+  modifyIndexes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    let max = 0;
+    for (const [kind, index] of this.#modifyIndexes) {
+      out[kind] = index;
+      max = Math.max(max, index);
+    }
+    out.max_modify_index = max;
+    out.x_etcd_index = this.#revision;
+    return out;
+  }
+
+  readonly #modifyIndexes = new Map<string, number>();
+  #revision = 0;
+
+  #noteRevision(kind: string, modRevision: number, revision: number): void {
+    this.#modifyIndexes.set(kind, Math.max(this.#modifyIndexes.get(kind) ?? 0, modRevision));
+    this.#revision = Math.max(this.#revision, revision);
+  }
+
   async #loadAll(): Promise<number> {
     const { items, revision } = await this.store.list(this.prefix + '/');
     const next = emptyResourceSet();
+    this.#modifyIndexes.clear();
+    this.#revision = revision;
     let pluginsList: string[] | undefined;
     for (const item of items) {
       if (item.key === this.#pluginsKey) pluginsList = this.#pluginNames(item.value);
       const ref = this.#parseKey(item.key);
       if (!ref) continue;
+      this.#noteRevision(ref.kind, item.modRevision, revision);
       const value = this.#validated(ref.kind, ref.id, item.value);
       if (value) next[ref.kind].set(ref.id, value);
     }
@@ -66,6 +100,7 @@ export class StoreConfigPipeline extends ConfigPipeline {
       if (ev.key === this.#pluginsKey) this.setPluginsList(ev.type === 'delete' ? undefined : this.#pluginNames(ev.value));
       const ref = this.#parseKey(ev.key);
       if (!ref) continue;
+      this.#noteRevision(ref.kind, ev.modRevision, revision);
       const set = this.current[ref.kind];
       if (ev.type === 'delete') {
         if (set.delete(ref.id)) changes.push({ kind: ref.kind, id: ref.id, value: undefined });

@@ -180,8 +180,36 @@ export interface SharedTable {
   update<R>(key: string, fn: (values: Float64Array, now: number) => R, ttlMs: number): R;
 }
 
+/** A Prometheus counter: only goes up. `labelValues` follow the label names, in order. */
+export interface Counter {
+  inc(value: number, labelValues?: readonly string[]): void;
+}
+
+/** A Prometheus gauge, shared by the workers: `set` replaces the value, `inc` adds (negative to lower). */
+export interface Gauge {
+  set(value: number, labelValues?: readonly string[]): void;
+  inc(value: number, labelValues?: readonly string[]): void;
+}
+
+/** A Prometheus histogram with fixed bucket bounds (`+Inf` is implied). */
+export interface Histogram {
+  observe(value: number, labelValues?: readonly string[]): void;
+}
+
+/**
+ * The node's metrics, aggregated across workers in shared memory and exported by the prometheus
+ * plugin's endpoint. Defining the same name twice returns a handle to the same metric.
+ */
+export interface MetricsRegistry {
+  counter(name: string, help: string, labelNames: readonly string[]): Counter;
+  gauge(name: string, help: string, labelNames: readonly string[]): Gauge;
+  histogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): Histogram;
+}
+
 /** Services a plugin gets when it builds its per-config state. */
 export interface CompileEnv {
+  /** Counters, gauges and histograms exported with the node's metrics. */
+  readonly metrics: MetricsRegistry;
   log(level: LogLevel, message: string): void;
   /** The node-wide shared table named `name` (one per name, shared across workers). */
   sharedTable(name: string): SharedTable;

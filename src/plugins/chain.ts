@@ -31,6 +31,7 @@ export interface ChainEnv {
   catalog: PluginCatalog;
   compileUpstream(conf: Record<string, unknown>): UpstreamHandle;
   sharedTable: CompileEnv['sharedTable'];
+  metrics: CompileEnv['metrics'];
   attributes(name: string): Readonly<Record<string, unknown>> | undefined;
   log: CompileEnv['log'];
 }
@@ -140,6 +141,7 @@ function compileInstance(plugin: LoadedPlugin, conf: any, env: ChainEnv, owner: 
     state = def.compile?.(conf, {
       log: env.log,
       sharedTable: env.sharedTable,
+      metrics: env.metrics,
       compileUpstream: env.compileUpstream,
       owner,
       attributes: env.attributes(def.name),

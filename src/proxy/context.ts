@@ -61,6 +61,10 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   params: Record<string, string> | undefined;
   routeId: string | undefined;
   routeName: string | undefined;
+  /** The route path that matched, as written (`matched_uri`). */
+  matchedUri: string | undefined;
+  /** The route's host patterns, for `matched_host`. */
+  routeHosts: readonly string[] | undefined;
   serviceId: string | undefined;
   serviceName: string | undefined;
   consumer: Consumer | undefined;
@@ -95,6 +99,10 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   upstreamResponseTime: number | undefined;
   /** Why the gateway ended the request itself (for the error log). */
   failureReason: string | undefined;
+  /** Body bytes read from the client while streaming it upstream (`request_length`). */
+  requestBodyBytes = 0;
+  /** The connection's byte count when the request arrived: `bytes_sent` is what was written since. */
+  readonly #writtenBefore: number;
   #args: Map<string, string | string[]> | undefined;
   #cookies: Map<string, string> | undefined;
   #underscoreNames: boolean | undefined;
@@ -112,6 +120,7 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     const socket = req.socket;
     this.remoteAddr = realClientAddr(unmapIpv4(socket.remoteAddress ?? ''), req.headers, realIp);
     this.remotePort = socket.remotePort ?? 0;
+    this.#writtenBefore = socket.bytesWritten;
     this.listener = listener;
     this.startTime = performance.now();
     this.upstreamUri = this.requestUri;
@@ -278,6 +287,10 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
         return this.routeId;
       case 'route_name':
         return this.routeName;
+      case 'matched_uri':
+        return this.matchedUri;
+      case 'matched_host':
+        return this.routeHosts && matchedHost(this.routeHosts, this.host);
       case 'service_id':
         return this.serviceId;
       case 'service_name':
@@ -295,6 +308,14 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
         return this.upstreamResponseTime === undefined ? undefined : (this.upstreamResponseTime / 1000).toFixed(3);
       case 'upstream_header_time':
         return this.upstreamHeaderTime === undefined ? undefined : (this.upstreamHeaderTime / 1000).toFixed(3);
+      case 'request_length':
+        return String(this.#requestLength());
+      case 'bytes_sent':
+        return String(this.req.socket.bytesWritten - this.#writtenBefore);
+      case 'body_bytes_sent': {
+        const head = (this.res as { _header?: string | null })._header;
+        return String(Math.max(0, this.req.socket.bytesWritten - this.#writtenBefore - (head ? Buffer.byteLength(head) : 0)));
+      }
       case 'request_time':
         return ((performance.now() - this.startTime) / 1000).toFixed(3);
       case 'request_id':
@@ -318,6 +339,15 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     if (name.startsWith('cookie_')) return this.cookies.get(name.slice(7));
     if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
     return undefined;
+  }
+
+  /** nginx's `$request_length`: request line, headers and body, in bytes as received. */
+  #requestLength(): number {
+    const req = this.req;
+    let n = req.method!.length + req.url!.length + 13; // "M U HTTP/1.1\r\n"
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) n += raw[i].length + raw[i + 1].length + 4;
+    return n + 2 + (this.bufferedBody?.length ?? this.requestBodyBytes);
   }
 
   /** Whether any request header name contains `_` (computed once per request, on the first miss). */
@@ -368,6 +398,14 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   get cookies(): Map<string, string> {
     return (this.#cookies ??= parseCookies(this.req.headers.cookie));
   }
+}
+
+/** The first of a route's host patterns that covers `host` (exact, or a `*.` wildcard). */
+function matchedHost(patterns: readonly string[], host: string): string | undefined {
+  return patterns.find((p) => {
+    const pattern = p.toLowerCase();
+    return pattern.startsWith('*') ? host.endsWith(pattern.slice(1)) : pattern === host;
+  });
 }
 
 export function hostWithoutPort(host: string): string {

@@ -230,6 +230,7 @@ export class Exchange implements ConnectionOwner {
 
   #onRequestData = (chunk: Buffer): void => {
     this.#bodyBytes += chunk.length;
+    this.ctx.requestBodyBytes = this.#bodyBytes;
     if (this.settings.maxBodyBytes > 0 && this.#bodyBytes > this.settings.maxBodyBytes) {
       this.#bodyTooLarge();
       return;

@@ -105,6 +105,8 @@ export class RequestHandler {
     ctx.params = matched.params;
     ctx.routeId = route.id;
     ctx.routeName = route.conf.name;
+    ctx.matchedUri = matched.path;
+    ctx.routeHosts = route.hosts;
     if (route.service) {
       ctx.serviceId = route.service.id;
       ctx.serviceName = route.service.conf.name;

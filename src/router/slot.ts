@@ -177,14 +177,14 @@ class Group<T> {
 const NONE: Candidate<never>[] = [];
 
 function accept<T>(c: Candidate<T>, input: MatchInput): MatchResult<T> | undefined {
-  if (c.path.kind !== 'pattern') return admits(c, input) ? { value: c.value, id: c.id } : undefined;
+  if (c.path.kind !== 'pattern') return admits(c, input) ? { value: c.value, id: c.id, path: c.path.source } : undefined;
   // Captures first, so `vars` can test `uri_param_*` (lua-resty-radixtree checks vars before capturing,
   // which makes such routes unmatchable there).
   const params = matchPattern(c.path, input.path);
   if (params === undefined) return undefined;
   if (input.paramsSink) input.paramsSink.params = params ?? undefined;
   if (!admits(c, input)) return undefined;
-  return params === null ? { value: c.value, id: c.id } : { value: c.value, id: c.id, params };
+  return params === null ? { value: c.value, id: c.id, path: c.path.source } : { value: c.value, id: c.id, path: c.path.source, params };
 }
 
 /**
@@ -242,7 +242,7 @@ export class Slot<T> extends Group<T> {
     if (b.length === 0 && group === undefined) {
       for (let i = 0; i < a.length; i++) {
         const c = a[i];
-        if (admits(c, input)) return { value: c.value, id: c.id };
+        if (admits(c, input)) return { value: c.value, id: c.id, path: c.path.source };
       }
       return undefined;
     }

@@ -41,6 +41,8 @@ export interface MatchInput {
 export interface MatchResult<T> {
   value: T;
   id: string;
+  /** The route path that matched, as written (APISIX's `matched_uri`). */
+  path: string;
   /** Captured path parameters (`radixtree_uri_with_parameter` only). */
   params?: Record<string, string>;
 }

@@ -8,6 +8,7 @@ import type { UpstreamHandle } from '../plugins/api.ts';
 import { buildChain, mergePlugins, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
 import { PluginCatalog } from '../plugins/registry.ts';
 import { Router, type MatchInput, type MatchResult, type RouterMode } from '../router/index.ts';
+import { metricsStore } from '../metrics/store.ts';
 import { namedTable } from '../shm/table.ts';
 import { PluginState } from './plugins.ts';
 import { SniIndex } from './ssl.ts';
@@ -64,6 +65,7 @@ export class Snapshot {
       catalog: options.catalog ?? PluginCatalog.EMPTY,
       compileUpstream: (conf) => compileUpstream(conf as Upstream, undefined, this.#poolDefaults) as unknown as UpstreamHandle,
       sharedTable: namedTable,
+      metrics: metricsStore(),
       attributes: (name) => attributes[name],
       log: options.log ?? (() => {}),
     });
@@ -165,9 +167,11 @@ export class Snapshot {
     // Route plugins over plugin-config plugins over service plugins.
     const merged = mergePlugins(service?.conf.plugins, pluginConfig?.plugins, conf.plugins);
     const chain = merged ? buildChain(merged, this.plugins.env, { kind: 'route', id }, previous?.plugins) : undefined;
+    const hosts = conf.hosts ?? (conf.host ? [conf.host] : service?.conf.hosts);
     const compiled: CompiledRoute = {
       id,
       conf,
+      hosts,
       service,
       timeouts: conf.timeout ? timeoutsMs(conf.timeout) : undefined,
       resolveUpstream: this.#upstreamResolver(conf, serviceId, service),
@@ -175,7 +179,6 @@ export class Snapshot {
       websocket: conf.enable_websocket ?? service?.conf.enable_websocket ?? false,
       missingPluginConfig: pluginConfigId !== undefined && !pluginConfig ? pluginConfigId : undefined,
     };
-    const hosts = conf.hosts ?? (conf.host ? [conf.host] : service?.conf.hosts);
     const remoteAddrs = conf.remote_addrs ?? (conf.remote_addr ? [conf.remote_addr] : undefined);
     this.router.upsert({
       id,

@@ -47,6 +47,8 @@ export type UpstreamResolution =
 export interface CompiledRoute {
   id: string;
   conf: Route;
+  /** Host patterns (the route's, else its service's); undefined = any host. */
+  hosts: readonly string[] | undefined;
   service: CompiledService | undefined;
   /** Route-level timeout override (route.timeout beats the upstream's). */
   timeouts: TimeoutsMs | undefined;

@@ -1,5 +1,6 @@
 // Messages between the main thread (config pipeline) and the worker threads (traffic).
 import type { Listen, NodeConfig } from '../conf/index.ts';
+import type { MetricsMemory } from '../metrics/store.ts';
 import type { ChangeEvent } from '../model/index.ts';
 
 /** Handed to a worker at start (workerData). */
@@ -12,6 +13,8 @@ export interface WorkerInit {
   reusePort: boolean;
   /** Node-wide shared memory (rate-limit counters, breaker state): the same buffer for every worker. */
   shared: SharedArrayBuffer;
+  /** Node-wide metrics memory (series values and descriptions), read by the main thread's exporter. */
+  metrics: MetricsMemory;
   /** Enabled plugin names (config.yaml `plugins`, as last reloaded). */
   plugins: readonly string[];
   /** The user's plugin directory, absolute; undefined when none. */

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Listen, NodeConfig } from '../conf/index.ts';
 import type { ChangeEvent } from '../model/index.ts';
+import { metricsStore } from '../metrics/store.ts';
 import { sharedMemory } from '../shm/table.ts';
 import { log } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
@@ -49,6 +50,7 @@ export class WorkerSupervisor {
   #recycling: Promise<void> | undefined;
   /** Allocated once: counters survive worker replacement. */
   readonly #shared = sharedMemory().buffer;
+  readonly #metrics = metricsStore().memory;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -64,7 +66,7 @@ export class WorkerSupervisor {
   /** Starts a worker for `slot` (as its active worker, or as the incoming replacement); resolves when it listens. */
   #launch(slot: Slot, role: 'active' | 'incoming'): Promise<number[]> {
     const o = this.#options;
-    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, sslListeners: o.sslListeners ?? [], reusePort: o.reusePort, shared: this.#shared, plugins: o.plugins ?? [], pluginDir: o.pluginDir };
+    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, sslListeners: o.sslListeners ?? [], reusePort: o.reusePort, shared: this.#shared, metrics: this.#metrics, plugins: o.plugins ?? [], pluginDir: o.pluginDir };
     const running: Running = { worker: new Worker(WORKER_URL, { workerData: init, name: `causeway-worker-${slot.index}` }), listening: false, appliedVersion: -1, retiring: false };
     slot[role] = running;
     // The worker starts from the full current config, queued before it even listens; later

@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { destroyReplaced, loadCatalog, type PluginCatalog } from '../plugins/registry.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
+import { attachMetricsMemory } from '../metrics/store.ts';
 import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
@@ -17,6 +18,7 @@ const post = (msg: WorkerToMain) => port.postMessage(msg);
 
 setLogLevel(init.config.nginx_config.error_log_level);
 attachSharedMemory(init.shared);
+attachMetricsMemory(init.metrics);
 
 /** Loads the plugins (errors were already reported by the main thread's load). */
 async function loadPluginCatalog(enabled: readonly string[], dir: string | undefined, fresh: boolean): Promise<PluginCatalog> {

@@ -53,6 +53,8 @@ export interface GatewayOptions {
    */
   tls?: boolean;
   control?: boolean;
+  /** Open the Prometheus export server (plugin_attr.prometheus.export_addr) on a free port. */
+  metrics?: boolean;
   /** Don't wait for readiness (for start-up failure tests). */
   noWait?: boolean;
 }
@@ -63,6 +65,8 @@ export interface Gateway {
   sslPort: number;
   /** The Control API's port (apisix.control) on 127.0.0.1, with the `control` option; 0 otherwise. */
   controlPort: number;
+  /** The Prometheus export server's port, with the `metrics` option; 0 otherwise. */
+  metricsPort: number;
   statusPort: number;
   dir: string;
   proc: ChildProcess;
@@ -93,6 +97,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const statusPort = await freePort();
   const sslPort = options.tls ? await freePort() : 0;
   const controlPort = options.control ? await freePort() : 0;
+  const metricsPort = options.metrics ? await freePort() : 0;
   const base = {
     apisix: {
       node_listen: [{ ip: '127.0.0.1', port }],
@@ -104,6 +109,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     },
     nginx_config: { worker_processes: options.workers ?? 1, worker_shutdown_timeout: '10s' },
     deployment: { role: 'data_plane', role_data_plane: { config_provider: 'yaml' } },
+    plugin_attr: {
+      prometheus: options.metrics ? { export_addr: { ip: '127.0.0.1', port: metricsPort } } : { enable_export_server: false },
+    },
   };
   const config = deepMerge(base, options.config ?? {});
   writeFileSync(join(dir, 'config.yaml'), stringify(config));
@@ -122,6 +130,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     port,
     sslPort,
     controlPort,
+    metricsPort,
     statusPort,
     dir,
     proc,

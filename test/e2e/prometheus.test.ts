@@ -1,0 +1,165 @@
+// The prometheus plugin and the export server: APISIX's metric names, types and labels, counts
+// from two workers summed into one exposition, checked with Prometheus's own `promtool`.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { request, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
+
+/** The exposition lines of one metric (without HELP/TYPE). */
+function lines(text: string, name: string): string[] {
+  return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+}
+
+/** The value of the sample with exactly these labels. */
+function value(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of lines(text, name)) {
+    const inner = line.slice(line.indexOf('{') + 1, line.lastIndexOf('}'));
+    const pairs = inner.split(/,(?=[a-z_]+=")/);
+    if (pairs.length === want.length && want.every((w) => pairs.includes(w))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+async function scrape(gw: Gateway, path = '/apisix/prometheus/metrics'): Promise<{ status: number; body: string; type: string | undefined }> {
+  const r = await request(`http://127.0.0.1:${gw.metricsPort}${path}`);
+  return { status: r.status, body: r.body, type: r.headers['content-type'] as string | undefined };
+}
+
+/**
+ * `promtool check metrics` on the exposition. It exits 1 on a format error and 3 on lint findings;
+ * APISIX's own counter names (`apisix_http_status`, `apisix_bandwidth`) predate the `_total` naming
+ * rule, so that finding, and only that one, is expected for them.
+ */
+async function assertPromtoolAccepts(text: string, legacyCounters: string[]): Promise<void> {
+  const { code, out } = await promtool(text);
+  const findings = out.split('\n').filter(Boolean);
+  const unexpected = findings.filter((line) => !legacyCounters.some((name) => line === `${name} counter metrics should have "_total" suffix`));
+  assert.deepEqual(unexpected, [], out);
+  assert.ok(code === 0 || (code === 3 && findings.length > 0), `promtool exited ${code}: ${out}`);
+}
+
+function promtool(text: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    child.on('close', (code) => resolve({ code, out }));
+    child.stdin.end(text);
+  });
+}
+
+describe('prometheus: per-request metrics across workers', () => {
+  let up: Upstream;
+  let gw: Gateway;
+
+  before(async () => {
+    up = await startUpstream();
+    gw = await startGateway({
+      workers: 2,
+      metrics: true,
+      routes: {
+        routes: [
+          { id: 'r1', name: 'named-route', uri: '/hello', plugins: { prometheus: {} }, upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } } },
+          { id: 'r2', name: 'by-name', uri: '/named/*', hosts: ['*.example.com'], service_id: 's1', plugins: { prometheus: { prefer_name: true } } },
+          { id: 'r3', uri: '/down', plugins: { prometheus: {} }, upstream: { type: 'roundrobin', nodes: { '127.0.0.1:1': 1 } } },
+          { id: 'plain', uri: '/plain', upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } } },
+        ],
+        services: [{ id: 's1', name: 'named-service', upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } } }],
+      },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  it('counts every request once, whichever worker served it', async () => {
+    const n = 40;
+    const answers = await Promise.all(Array.from({ length: n }, () => request(gw.url('/hello'), { headers: { Connection: 'close' } })));
+    assert.ok(answers.every((r) => r.status === 200));
+    for (let i = 0; i < 3; i++) assert.equal((await request(gw.url('/down'))).status, 502);
+    for (let i = 0; i < 2; i++) assert.equal((await request(gw.url('/plain'))).status, 200);
+    const node = up.node.split(':')[0];
+    const { status, body, type } = await scrape(gw);
+    assert.equal(status, 200);
+    assert.match(type ?? '', /^text\/plain/);
+    assert.match(body, /# TYPE apisix_http_status counter/);
+    assert.equal(value(body, 'apisix_http_status', { code: '200', route: 'r1', matched_uri: '/hello', matched_host: '', service: '', consumer: '', node }), n);
+    assert.equal(value(body, 'apisix_http_status', { code: '502', route: 'r3', matched_uri: '/down', matched_host: '', service: '', consumer: '', node: '127.0.0.1' }), 3);
+    // no plugin on the route: not counted
+    assert.ok(!body.includes('route="plain"'));
+    // one request latency and one gateway latency per request; upstream latency for answered ones
+    assert.match(body, /# TYPE apisix_http_latency histogram/);
+    assert.equal(value(body, 'apisix_http_latency_count', { type: 'request', route: 'r1', service: '', consumer: '', node }), n);
+    assert.equal(value(body, 'apisix_http_latency_count', { type: 'apisix', route: 'r1', service: '', consumer: '', node }), n);
+    assert.equal(value(body, 'apisix_http_latency_count', { type: 'upstream', route: 'r1', service: '', consumer: '', node }), n);
+    assert.equal(value(body, 'apisix_http_latency_bucket', { type: 'request', route: 'r1', service: '', consumer: '', node, le: '+Inf' }), n);
+    assert.match(body, /apisix_http_latency_bucket\{type="request",route="r1",service="",consumer="",node="[^"]*",le="00001\.0"\}/);
+    assert.match(body, /le="60000\.0"/);
+    // bandwidth: both directions counted
+    assert.ok((value(body, 'apisix_bandwidth', { type: 'ingress', route: 'r1', service: '', consumer: '', node }) ?? 0) > 0);
+    assert.ok((value(body, 'apisix_bandwidth', { type: 'egress', route: 'r1', service: '', consumer: '', node }) ?? 0) > 0);
+    assert.equal(value(body, 'apisix_node_info', { hostname: (await import('node:os')).hostname() }), 1);
+  });
+
+  it('prefer_name labels by route and service name; matched_host is the route host that matched', async () => {
+    const r = await request(gw.url('/named/x'), { headers: { Host: 'a.example.com' } });
+    assert.equal(r.status, 200);
+    const { body } = await scrape(gw);
+    assert.equal(value(body, 'apisix_http_status', { code: '200', route: 'by-name', matched_uri: '/named/*', matched_host: '*.example.com', service: 'named-service', consumer: '', node: up.node.split(':')[0] }), 1);
+  });
+
+  it('the exposition passes promtool check metrics', async () => {
+    const { body } = await scrape(gw);
+    await assertPromtoolAccepts(body, ['apisix_http_status', 'apisix_bandwidth']);
+  });
+
+  it('answers 404 for other paths on the export server', async () => {
+    assert.equal((await scrape(gw, '/other')).status, 404);
+  });
+});
+
+describe('prometheus: plugin_attr (metric_prefix, export_uri, extra labels, buckets)', () => {
+  let up: Upstream;
+  let gw: Gateway;
+
+  before(async () => {
+    up = await startUpstream();
+    gw = await startGateway({
+      metrics: true,
+      config: {
+        plugin_attr: {
+          prometheus: {
+            metric_prefix: 'edge_',
+            export_uri: '/metrics',
+            default_buckets: [5, 50.5, 500],
+            metrics: { http_status: { extra_labels: [{ method: '$request_method' }] } },
+          },
+        },
+      },
+      routes: { routes: [{ id: '1', uri: '/hello', plugins: { prometheus: {} }, upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } } }] },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  it('names metrics with the prefix, serves them on export_uri and adds the extra labels', async () => {
+    await request(gw.url('/hello'));
+    await request(gw.url('/hello'), { method: 'POST', body: 'x' });
+    await waitFor(async () => (await scrape(gw, '/metrics')).status === 200, 5000, 'the export server');
+    const { body } = await scrape(gw, '/metrics');
+    const node = up.node.split(':')[0];
+    assert.equal(value(body, 'edge_http_status', { code: '200', route: '1', matched_uri: '/hello', matched_host: '', service: '', consumer: '', node, method: 'GET' }), 1);
+    assert.equal(value(body, 'edge_http_status', { code: '200', route: '1', matched_uri: '/hello', matched_host: '', service: '', consumer: '', node, method: 'POST' }), 1);
+    assert.match(body, /edge_http_latency_bucket\{[^}]*le="005\.0"\}/);
+    assert.match(body, /edge_http_latency_bucket\{[^}]*le="050\.5"\}/);
+    assert.equal((await scrape(gw, '/apisix/prometheus/metrics')).status, 404);
+    await assertPromtoolAccepts(body, ['edge_http_status', 'edge_bandwidth']);
+  });
+});
