@@ -2,8 +2,8 @@
 // plugin_attr.prometheus.enable_export_server is on, as APISIX runs it.
 import type { Server } from 'node:http';
 import type { NodeConfig } from '../conf/index.ts';
-import { collectFamilies, renderExposition, startMetricsServer, type NodeFacts } from '../metrics/exporter.ts';
-import { metricsStore } from '../metrics/store.ts';
+import { collectFamilies, renderExposition, startMetricsServer, type NodeFacts } from '../observability/metrics-exporter.ts';
+import { metricsStore } from '../observability/metrics-store.ts';
 import { log } from '../util/log.ts';
 
 interface PrometheusAttributes {

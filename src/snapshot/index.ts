@@ -8,7 +8,7 @@ import type { UpstreamHandle } from '../plugins/api.ts';
 import { buildChain, mergePlugins, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
 import { PluginCatalog } from '../plugins/registry.ts';
 import { Router, type MatchInput, type MatchResult, type RouterMode } from '../router/index.ts';
-import { metricsStore } from '../metrics/store.ts';
+import { metricsStore } from '../observability/metrics-store.ts';
 import { namedTable } from '../shm/table.ts';
 import { PluginState } from './plugins.ts';
 import { SniIndex } from './ssl.ts';

@@ -1,6 +1,6 @@
 // Messages between the main thread (config pipeline) and the worker threads (traffic).
 import type { Listen, NodeConfig } from '../conf/index.ts';
-import type { MetricsMemory } from '../metrics/store.ts';
+import type { MetricsMemory } from '../observability/metrics-store.ts';
 import type { ChangeEvent } from '../model/index.ts';
 
 /** Handed to a worker at start (workerData). */

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Listen, NodeConfig } from '../conf/index.ts';
 import type { ChangeEvent } from '../model/index.ts';
-import { metricsStore } from '../metrics/store.ts';
+import { metricsStore } from '../observability/metrics-store.ts';
 import { sharedMemory } from '../shm/table.ts';
 import { log } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';

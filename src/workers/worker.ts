@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { destroyReplaced, loadCatalog, type PluginCatalog } from '../plugins/registry.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
-import { attachMetricsMemory } from '../metrics/store.ts';
+import { attachMetricsMemory } from '../observability/metrics-store.ts';
 import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
 import { closeAllIdle } from '../upstream/pool.ts';

@@ -1,6 +1,6 @@
 // prometheus: per-request metrics with APISIX's names, types and labels (status codes, latencies,
 // bandwidth), written into the node's shared metrics memory and exported by the main thread on
-// plugin_attr.prometheus.export_addr (see src/metrics/). Node-wide metrics (connections, etcd,
+// plugin_attr.prometheus.export_addr (see src/observability/). Node-wide metrics (connections, etcd,
 // node info, upstream health) are added at scrape time by the exporter.
 // Contract: apache/apisix apisix/plugins/prometheus.lua and prometheus/exporter.lua.
 import { definePlugin, type Counter, type Histogram, type MetricsRegistry, type PluginContext } from '../../api.ts';

@@ -1,7 +1,7 @@
 // The Prometheus text format (version 0.0.4), laid out as APISIX's exporter (nginx-lua-prometheus)
 // lays it out: one HELP and TYPE per metric, series sorted by labels, histogram buckets with
 // zero-padded `le` bounds ("00005.0"), then `_count` and `_sum`.
-import type { MetricType } from './store.ts';
+import type { MetricType } from './metrics-store.ts';
 
 export interface Sample {
   labelNames: readonly string[];

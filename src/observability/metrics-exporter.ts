@@ -4,7 +4,7 @@
 import http from 'node:http';
 import { hostname } from 'node:os';
 import { renderExposition, type MetricFamily } from './exposition.ts';
-import type { MetricsStore } from './store.ts';
+import type { MetricsStore } from './metrics-store.ts';
 
 /** Node facts read at scrape time; each part is optional (no etcd, no health checks, ...). */
 export interface NodeFacts {
