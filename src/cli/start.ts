@@ -73,7 +73,7 @@ export async function start(configPath: string | undefined): Promise<void> {
     }
     if (count > 1) hintMigrateReq();
     const source = pipeline;
-    supervisor = new WorkerSupervisor({ count, config, listeners, sslListeners: tlsListeners, reusePort, currentState: () => source.state(), plugins: plugins.enabled, pluginDir: plugins.userDir });
+    supervisor = new WorkerSupervisor({ count, config, prefix: loaded.dir, listeners, sslListeners: tlsListeners, reusePort, currentState: () => source.state(), plugins: plugins.enabled, pluginDir: plugins.userDir });
     source.onChange = (events, version) => supervisor!.broadcast(events, version);
     await supervisor.start();
     if (source instanceof FileConfigPipeline) source.watch();
@@ -157,6 +157,10 @@ export async function start(configPath: string | undefined): Promise<void> {
     if (pipeline instanceof FileConfigPipeline) pipeline.reload();
     // APISIX's reload re-reads the plugin lists too; a data plane has no Admin API to ask for it.
     void plugins.reload();
+  });
+  process.on('SIGUSR1', () => {
+    log('notice', 'SIGUSR1 received: reopening the log files');
+    supervisor?.reopenLogs();
   });
   process.on('SIGUSR2', () => {
     if (!supervisor) return;

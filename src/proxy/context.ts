@@ -99,6 +99,12 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   upstreamResponseTime: number | undefined;
   /** Why the gateway ended the request itself (for the error log). */
   failureReason: string | undefined;
+  /** Every node tried, `ip:port, ip:port` (`$upstream_addr`). */
+  upstreamAddr: string | undefined;
+  /** `http` or `https` toward the node (`$upstream_scheme`). */
+  upstreamScheme: string | undefined;
+  /** The Host header sent to the node (`$upstream_host`). */
+  upstreamHostSent: string | undefined;
   /** Body bytes read from the client while streaming it upstream (`request_length`). */
   requestBodyBytes = 0;
   /** The connection's byte count when the request arrived: `bytes_sent` is what was written since. */
@@ -299,8 +305,10 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
         return this.consumer?.username;
       case 'consumer_group_id':
         return this.consumer?.groupId;
-      case 'status':
-        return this.#response?.status ? String(this.#response.status) : undefined;
+      case 'status': {
+        const status = this.#response?.status || (this.res.headersSent ? this.res.statusCode : 0);
+        return status ? String(status) : undefined;
+      }
       case 'upstream_uri':
         return this.upstreamUri;
       case 'upstream_response_time':
@@ -308,6 +316,24 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
         return this.upstreamResponseTime === undefined ? undefined : (this.upstreamResponseTime / 1000).toFixed(3);
       case 'upstream_header_time':
         return this.upstreamHeaderTime === undefined ? undefined : (this.upstreamHeaderTime / 1000).toFixed(3);
+      case 'upstream_addr':
+        return this.upstreamAddr;
+      case 'upstream_scheme':
+        return this.upstreamScheme;
+      case 'upstream_host':
+        return this.upstreamHostSent;
+      case 'request':
+        return `${this.method} ${this.requestUri} HTTP/${this.req.httpVersion}`;
+      case 'remote_user':
+        return basicAuthUser(this.req.headers.authorization);
+      case 'time_local':
+        return timeLocal(Date.now());
+      case 'time_iso8601':
+        return new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace('.000Z', '+00:00');
+      case 'msec':
+        return (Date.now() / 1000).toFixed(3);
+      case 'apisix_request_id':
+        return this.get('request_id');
       case 'request_length':
         return String(this.#requestLength());
       case 'bytes_sent':
@@ -398,6 +424,28 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   get cookies(): Map<string, string> {
     return (this.#cookies ??= parseCookies(this.req.headers.cookie));
   }
+}
+
+/** nginx's `$remote_user`: the user name of a Basic Authorization header. */
+function basicAuthUser(authorization: string | undefined): string | undefined {
+  if (!authorization || !/^basic /i.test(authorization)) return undefined;
+  const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon === -1 ? undefined : decoded.slice(0, colon);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+let timeLocalCache = { second: -1, text: '' };
+
+/** nginx's `$time_local` (`26/Nov/2026:15:49:09 +0000`, UTC here), computed once per second. */
+function timeLocal(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== timeLocalCache.second) {
+    const d = new Date(second * 1000);
+    const two = (n: number) => String(n).padStart(2, '0');
+    timeLocalCache = { second, text: `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000` };
+  }
+  return timeLocalCache.text;
 }
 
 /** The first of a route's host patterns that covers `host` (exact, or a `*.` wildcard). */

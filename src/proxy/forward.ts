@@ -144,6 +144,9 @@ export class Exchange implements ConnectionOwner {
 
   #connect(node: UpstreamNode, forceNew: boolean): void {
     this.#node = node;
+    const ctx = this.ctx;
+    if (!forceNew) ctx.upstreamAddr = ctx.upstreamAddr === undefined ? node.key : `${ctx.upstreamAddr}, ${node.key}`;
+    ctx.upstreamScheme = this.upstream.tls ? 'https' : 'http';
     this.ctx.balancerIp = node.host;
     this.ctx.balancerPort = node.port;
     const pool = this.upstream.pools.get(node.key)!;
@@ -514,6 +517,7 @@ export function upstreamRequestHead(ctx: RequestContext, up: CompiledUpstream, n
   const host =
     up.passHost === 'pass' ? (ctx.upstreamHost ?? firstValue(edits?.get('host')?.value) ?? (ctx.hostHeader || node.host)) : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
   const req = ctx.req;
+  ctx.upstreamHostSent = host;
   return `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n${upstreamRequestHeaders(req.rawHeaders, req.headers, host, {
     remoteAddr: ctx.remoteAddr,
     scheme: ctx.listener.scheme,

@@ -13,6 +13,7 @@ import { PluginRun, respondThroughPlugins, type PhaseExit } from './phases.ts';
 import { openWebSocketTunnel } from './websocket.ts';
 import type { RealIpSettings } from './real-ip.ts';
 import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
+import type { AccessLog } from '../observability/access-log.ts';
 import { clientCertificateRefusal } from './tls-front.ts';
 import { normalisePath, splitTarget } from './uri.ts';
 
@@ -34,6 +35,8 @@ export interface HandlerOptions extends ForwardSettings {
 export class RequestHandler {
   snapshot: Snapshot;
   readonly options: HandlerOptions;
+  /** The access log, when nginx_config.http.enable_access_log is on. */
+  accessLog: AccessLog | undefined;
 
   constructor(snapshot: Snapshot, options: HandlerOptions) {
     this.snapshot = snapshot;
@@ -77,6 +80,8 @@ export class RequestHandler {
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
+    const accessLog = this.accessLog;
+    if (accessLog) res.once('close', () => accessLog.write(ctx));
     const snapshot = this.snapshot;
     const ssl = listener.ssl;
     if (ssl && (ssl.client || snapshot.ssl.verifiesClients)) {

@@ -17,6 +17,8 @@ export interface WorkerInit {
   metrics: MetricsMemory;
   /** Enabled plugin names (config.yaml `plugins`, as last reloaded). */
   plugins: readonly string[];
+  /** The directory relative paths of config.yaml (the access log) are resolved against. */
+  prefix: string;
   /** The user's plugin directory, absolute; undefined when none. */
   pluginDir: string | undefined;
 }
@@ -26,6 +28,8 @@ export type MainToWorker =
   | { type: 'settings'; config: NodeConfig }
   /** Plugins reloaded: load them again and rebuild the snapshot from the whole config. */
   | { type: 'plugins'; plugins: readonly string[]; pluginDir: string | undefined; events: ChangeEvent[]; version: number }
+  /** SIGUSR1: reopen the log files (after logrotate moved them). */
+  | { type: 'reopen-logs' }
   | { type: 'shutdown'; graceMs: number };
 
 export type WorkerToMain =

@@ -1,6 +1,8 @@
 // Node config → the settings a worker's request path reads. Recomputed on start and on SIGHUP.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseDurationSeconds, parseSizeBytes, type NodeConfig } from '../conf/index.ts';
+import type { AccessLogSettings } from '../observability/access-log.ts';
 import type { HandlerOptions } from '../proxy/handler.ts';
 import { compileRealIp } from '../proxy/real-ip.ts';
 import type { PoolDefaults } from '../snapshot/upstream.ts';
@@ -24,6 +26,19 @@ export function handlerOptions(config: NodeConfig): HandlerOptions {
     clientBodyTimeoutMs: parseDurationSeconds(config.nginx_config.http.client_body_timeout) * 1000,
     sendTimeoutMs: parseDurationSeconds(config.nginx_config.http.send_timeout) * 1000,
     log,
+  };
+}
+
+/** nginx_config.http's access log; undefined when it is off. Relative paths start at `prefix`. */
+export function accessLogSettings(config: NodeConfig, prefix: string): AccessLogSettings | undefined {
+  const http = config.nginx_config.http;
+  if (!http.enable_access_log) return undefined;
+  return {
+    path: path.resolve(prefix, http.access_log),
+    format: http.access_log_format,
+    escape: http.access_log_format_escape,
+    bufferBytes: http.access_log_buffer,
+    flushMs: 1000,
   };
 }
 

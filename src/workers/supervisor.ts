@@ -38,6 +38,8 @@ export interface SupervisorOptions {
   reusePort: boolean;
   /** Events that bring a new worker up to date (the whole current config). */
   currentState: () => { events: ChangeEvent[]; version: number };
+  /** The directory relative paths of config.yaml are resolved against (the config file's; default the working directory). */
+  prefix?: string;
   /** Enabled plugins (none when absent) and the user's plugin directory. */
   plugins?: readonly string[];
   pluginDir?: string;
@@ -66,7 +68,7 @@ export class WorkerSupervisor {
   /** Starts a worker for `slot` (as its active worker, or as the incoming replacement); resolves when it listens. */
   #launch(slot: Slot, role: 'active' | 'incoming'): Promise<number[]> {
     const o = this.#options;
-    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, sslListeners: o.sslListeners ?? [], reusePort: o.reusePort, shared: this.#shared, metrics: this.#metrics, plugins: o.plugins ?? [], pluginDir: o.pluginDir };
+    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, sslListeners: o.sslListeners ?? [], reusePort: o.reusePort, shared: this.#shared, metrics: this.#metrics, prefix: o.prefix ?? process.cwd(), plugins: o.plugins ?? [], pluginDir: o.pluginDir };
     const running: Running = { worker: new Worker(WORKER_URL, { workerData: init, name: `causeway-worker-${slot.index}` }), listening: false, appliedVersion: -1, retiring: false };
     slot[role] = running;
     // The worker starts from the full current config, queued before it even listens; later
@@ -110,6 +112,12 @@ export class WorkerSupervisor {
 
   broadcast(events: ChangeEvent[], version: number): void {
     const msg: MainToWorker = { type: 'apply', events, version };
+    this.#each((r) => r.worker.postMessage(msg));
+  }
+
+  /** SIGUSR1: every worker reopens its log files. */
+  reopenLogs(): void {
+    const msg: MainToWorker = { type: 'reopen-logs' };
     this.#each((r) => r.worker.postMessage(msg));
   }
 

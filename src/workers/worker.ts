@@ -4,13 +4,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { destroyReplaced, loadCatalog, type PluginCatalog } from '../plugins/registry.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
+import { AccessLog } from '../observability/access-log.ts';
 import { attachMetricsMemory } from '../observability/metrics-store.ts';
 import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
-import { handlerOptions, poolDefaults, serverLimits, tlsSettings } from './settings.ts';
+import { accessLogSettings, handlerOptions, poolDefaults, serverLimits, tlsSettings } from './settings.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -39,6 +40,8 @@ function newSnapshot(config: WorkerInit['config'], catalog: PluginCatalog): Snap
 let config = init.config;
 const handler = new RequestHandler(newSnapshot(config, await loadPluginCatalog(init.plugins, init.pluginDir, false)), handlerOptions(config));
 const server = new ProxyServer(handler, serverLimits(init.config));
+const accessLogConf = accessLogSettings(config, init.prefix);
+handler.accessLog = accessLogConf && new AccessLog(accessLogConf, (message) => log('error', message));
 
 /** Messages that arrived while plugins reload; handled in order once the new snapshot is in place. */
 let held: MainToWorker[] | undefined;
@@ -72,8 +75,12 @@ function onMessage(msg: MainToWorker): void {
       setLogLevel(msg.config.nginx_config.error_log_level);
       Object.assign(handler.options, handlerOptions(msg.config));
       break;
+    case 'reopen-logs':
+      void handler.accessLog?.reopen();
+      break;
     case 'shutdown':
-      server.close(msg.graceMs).then(() => {
+      server.close(msg.graceMs).then(async () => {
+        await handler.accessLog?.close();
         closeAllIdle();
         post({ type: 'stopped' });
         port.close();

@@ -1,7 +1,9 @@
 // Worker threads: a rolling replacement (SIGUSR2, or SIGHUP with changed worker settings) under load
 // loses no request, and a worker that dies is replaced from the full current config.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { parseNodeConfig } from '../../src/conf/index.ts';
@@ -127,6 +129,7 @@ describe('a worker that dies', () => {
     supervisor = new WorkerSupervisor({
       count: 2,
       config,
+      prefix: mkdtempSync(join(tmpdir(), 'causeway-workers-')),
       listeners: [{ ip: '127.0.0.1', port }],
       reusePort: true,
       currentState: () => ({ events: [{ kind: 'routes', id: '1', value: route }], version: 7 }),
