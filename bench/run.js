@@ -32,7 +32,7 @@ const ROOT = path.resolve(BENCH_DIR, '..');
 const PROJECT_NODE = path.join(ROOT, 'node_modules', '.bin', 'node');
 const NODE = fs.existsSync(PROJECT_NODE) ? PROJECT_NODE : process.execPath;
 const UPSTREAM_BODY = 'hello world\n';
-const CONTENDERS = ['nginx', 'fastify', 'http-proxy', 'causeway', 'causeway-plugins'];
+const CONTENDERS = ['nginx', 'fastify', 'http-proxy', 'causeway', 'causeway-plugins', 'causeway-observability'];
 /** Contenders set up to terminate TLS, for --protocol https and h2. */
 const TLS_CONTENDERS = ['nginx', 'causeway'];
 const PROTOCOLS = ['http', 'https', 'h2'];
@@ -501,9 +501,18 @@ const SETUP = {
 `;
     return startCauseway('causeway-plugins', upPort, port, dir, opts, plugins, consumers);
   },
+  'causeway-observability'(upPort, port, dir, opts) {
+    // The observability bar: prometheus on every request (a global rule) and the access log on.
+    const rules = `global_rules:
+  - id: metrics
+    plugins:
+      prometheus: {}
+`;
+    return startCauseway('causeway-observability', upPort, port, dir, opts, '', rules, { accessLog: true });
+  },
 };
 
-function startCauseway(name, upPort, port, dir, opts, routePlugins, extra = '') {
+function startCauseway(name, upPort, port, dir, opts, routePlugins, extra = '', { accessLog = false } = {}) {
   fs.mkdirSync(dir, { recursive: true });
   const config = path.join(dir, 'config.yaml');
   // Over TLS the plain listener moves to a port nobody loads; the certificate is an `ssls` item.
@@ -529,6 +538,11 @@ ${indent(opts.tls.key)}
   enable_control: false
 nginx_config:
   worker_processes: 1
+  http:
+    enable_access_log: ${accessLog}
+plugin_attr:
+  prometheus:
+    enable_export_server: false
 deployment:
   role: data_plane
   role_data_plane:
@@ -653,6 +667,7 @@ function ratios(rows) {
     causewayOverFastestNodePeer: cw && fastest ? cw.rps / fastest.rps : null,
     causewayOverNginx: cw && ng ? cw.rps / ng.rps : null,
     pluginsOverPlain: cw && valid('causeway-plugins') ? valid('causeway-plugins').rps / cw.rps : null,
+    observabilityOverPlain: cw && valid('causeway-observability') ? valid('causeway-observability').rps / cw.rps : null,
   };
 }
 
@@ -736,6 +751,7 @@ async function main() {
   console.log(`Causeway / fastest Node peer${r.fastestNodePeer ? ` (${r.fastestNodePeer})` : ''}: ${fmtRatio(r.causewayOverFastestNodePeer)}  — bar ≥ 1.50×: ${verdict(r.causewayOverFastestNodePeer, 1.5)}`);
   console.log(`Causeway / nginx: ${r.causewayOverNginx == null ? 'n/a' : fmtPct(r.causewayOverNginx)}  — bar ≥ 35%: ${verdict(r.causewayOverNginx, 0.35)}, goal ≥ 50%: ${verdict(r.causewayOverNginx, 0.5)}`);
   console.log(`Causeway with key-auth + limit-count + proxy-rewrite / without: ${r.pluginsOverPlain == null ? 'n/a' : fmtPct(r.pluginsOverPlain)}  — bar ≥ 80%: ${verdict(r.pluginsOverPlain, 0.8)}`);
+  console.log(`Causeway with prometheus (global rule) + access log / without: ${r.observabilityOverPlain == null ? 'n/a' : fmtPct(r.observabilityOverPlain)}  — bar ≥ 85%: ${verdict(r.observabilityOverPlain, 0.85)}`);
   }
 
   const resultsDir = path.join(BENCH_DIR, 'results');
@@ -759,6 +775,7 @@ async function main() {
       causewayOverFastestNodePeer: { min: 1.5, verdict: verdict(r.causewayOverFastestNodePeer, 1.5) },
       causewayOverNginx: { min: 0.35, goal: 0.5, verdict: verdict(r.causewayOverNginx, 0.35), goalVerdict: verdict(r.causewayOverNginx, 0.5) },
       pluginsOverPlain: { min: 0.8, verdict: verdict(r.pluginsOverPlain, 0.8) },
+      observabilityOverPlain: { min: 0.85, verdict: verdict(r.observabilityOverPlain, 0.85) },
     },
   };
   fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
