@@ -4,7 +4,7 @@
 // first worker that meets it, in an append-only arena in the same kind of memory. A scrape reads
 // both: it never asks the workers, so the counts of a worker that died are still there.
 import type { Counter, Gauge, Histogram, MetricsRegistry } from '../plugins/api.ts';
-import { SharedMemoryTable } from '../shm/table.ts';
+import { SharedMemoryTable, type SlotRef } from '../shm/table.ts';
 
 /** Series values never expire: counters live as long as the node. */
 const FOREVER_MS = 100 * 365 * 24 * 3600 * 1000;
@@ -97,12 +97,19 @@ function seriesKey(name: string, labelValues: readonly string[]): string {
   return labelValues.length === 0 ? name : `${name}\u0000${labelValues.join('\u0000')}`;
 }
 
+/** A series this thread has met: where its values live, and its histogram bucket slots once used. */
+interface SeriesSlots {
+  key: string;
+  ref: SlotRef;
+  buckets: Array<SlotRef | undefined> | undefined;
+}
+
 export class MetricsStore implements MetricsRegistry {
   readonly memory: MetricsMemory;
   readonly #values: SharedMemoryTable;
   readonly #arena: Arena;
-  /** Series this thread has described already (so the arena check runs once per series per thread). */
-  readonly #known = new Set<string>();
+  /** Series this thread has met, by key: their slots are located once, then updated without hashing. */
+  readonly #known = new Map<string, SeriesSlots>();
   /** Main thread: the series read from the arena so far. */
   readonly #series: SeriesDescription[] = [];
   #arenaRead = 0;
@@ -117,13 +124,24 @@ export class MetricsStore implements MetricsRegistry {
   }
 
   counter(name: string, help: string, labelNames: readonly string[]): Counter {
-    return { inc: (value, labelValues = []) => this.#add(this.#describe(name, help, 'counter', labelNames, labelValues), 0, value) };
+    return {
+      inc: (value, labelValues = []) => {
+        const s = this.#seriesSlots(name, help, 'counter', labelNames, labelValues);
+        if (!this.#values.addAt(s.ref, 0, value)) this.#values.addAt(this.#relocated(s).ref, 0, value);
+      },
+    };
   }
 
   gauge(name: string, help: string, labelNames: readonly string[]): Gauge {
     return {
-      set: (value, labelValues = []) => this.#set(this.#describe(name, help, 'gauge', labelNames, labelValues), value),
-      inc: (value, labelValues = []) => this.#add(this.#describe(name, help, 'gauge', labelNames, labelValues), 0, value),
+      set: (value, labelValues = []) => {
+        const s = this.#seriesSlots(name, help, 'gauge', labelNames, labelValues);
+        if (!this.#values.setAt(s.ref, 0, value)) this.#values.setAt(this.#relocated(s).ref, 0, value);
+      },
+      inc: (value, labelValues = []) => {
+        const s = this.#seriesSlots(name, help, 'gauge', labelNames, labelValues);
+        if (!this.#values.addAt(s.ref, 0, value)) this.#values.addAt(this.#relocated(s).ref, 0, value);
+      },
     };
   }
 
@@ -131,44 +149,41 @@ export class MetricsStore implements MetricsRegistry {
     const bounds = [...buckets].sort((a, b) => a - b);
     return {
       observe: (value, labelValues = []) => {
-        const key = this.#describe(name, help, 'histogram', labelNames, labelValues, bounds);
-        // count and sum in the series' own slot, the bucket's count in slot (bucket / 4).
-        this.#values.update(key, (v) => {
-          v[0] += 1;
-          v[1] += value;
-        }, FOREVER_MS);
-        let bucket = bounds.findIndex((b) => value <= b);
-        if (bucket === -1) bucket = bounds.length; // +Inf
-        this.#add(`${key}\u0001${bucket >> 2}`, bucket & 3, 1);
+        const s = this.#seriesSlots(name, help, 'histogram', labelNames, labelValues, bounds);
+        // count and sum in the series' own slot, bucket counts four to a slot.
+        if (!this.#values.addTwoAt(s.ref, 0, 1, 1, value)) this.#values.addTwoAt(this.#relocated(s).ref, 0, 1, 1, value);
+        let bucket = 0;
+        while (bucket < bounds.length && value > bounds[bucket]) bucket++;
+        const group = bucket >> 2;
+        const slots = (s.buckets ??= []);
+        let ref = slots[group];
+        if (!ref || !this.#values.addAt(ref, bucket & 3, 1)) {
+          ref = slots[group] = this.#values.locate(`${s.key}\u0001${group}`, FOREVER_MS);
+          this.#values.addAt(ref, bucket & 3, 1);
+        }
       },
     };
   }
 
-  /** The series' key, describing it in the arena the first time any thread meets it. */
-  #describe(name: string, help: string, type: MetricType, labelNames: readonly string[], labelValues: readonly string[], buckets?: number[]): string {
+  /** The series' slots, describing it in the arena the first time any thread meets it. */
+  #seriesSlots(name: string, help: string, type: MetricType, labelNames: readonly string[], labelValues: readonly string[], buckets?: number[]): SeriesSlots {
     const key = seriesKey(name, labelValues);
-    if (this.#known.has(key)) return key;
+    const known = this.#known.get(key);
+    if (known) return known;
+    const slots: SeriesSlots = { key, ref: this.#values.locate(key, FOREVER_MS), buckets: undefined };
     // values[3] of the series slot marks "described": only the first thread to set it appends.
-    const first = this.#values.update(key, (v) => {
-      if (v[3] !== 0) return false;
-      v[3] = 1;
-      return true;
-    }, FOREVER_MS);
-    if (first) this.#arena.append({ name, help, type, labelNames: [...labelNames], labelValues: [...labelValues], ...(buckets ? { buckets } : {}) });
-    this.#known.add(key);
-    return key;
+    if (this.#values.flagOnceAt(slots.ref, 3)) {
+      this.#arena.append({ name, help, type, labelNames: [...labelNames], labelValues: [...labelValues], ...(buckets ? { buckets } : {}) });
+    }
+    this.#known.set(key, slots);
+    return slots;
   }
 
-  #add(key: string, index: number, value: number): void {
-    this.#values.update(key, (v) => {
-      v[index] += value;
-    }, FOREVER_MS);
-  }
-
-  #set(key: string, value: number): void {
-    this.#values.update(key, (v) => {
-      v[0] = value;
-    }, FOREVER_MS);
+  /** The series' slot was taken over (the value table filled up): find or claim it again. */
+  #relocated(s: SeriesSlots): SeriesSlots {
+    s.ref = this.#values.locate(s.key, FOREVER_MS);
+    s.buckets = undefined;
+    return s;
   }
 
   /** Every series described so far, with its current values (main thread, at scrape time). */
@@ -191,7 +206,7 @@ export class MetricsStore implements MetricsRegistry {
     });
   }
 
-  /** Capacity and use of the two memories, for `shared_dict`-style gauges. */
+  /** Capacity and use of the series descriptions' memory, for `shared_dict`-style gauges. */
   usage(): Array<{ name: string; capacity: number; free: number }> {
     return [{ name: 'metrics-series', capacity: this.#arena.capacity, free: this.#arena.capacity - this.#arena.used }];
   }

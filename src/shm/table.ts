@@ -8,6 +8,13 @@
 // few arithmetic operations), so concurrent workers never lose an increment.
 import type { SharedTable } from '../plugins/api.ts';
 
+/** A key's slot as `locate` found it: the slot and the key's hashes, to check it still holds the key. */
+export interface SlotRef {
+  readonly slot: number;
+  readonly a: number;
+  readonly b: number;
+}
+
 const INT_WORDS = 4;
 const FLOAT_WORDS = 5;
 const PROBE = 16;
@@ -55,6 +62,81 @@ export class SharedMemoryTable {
       if (ttlMs > 0) data[d] = now + ttlMs;
       Atomics.store(meta, m, 0);
     }
+  }
+
+  /**
+   * The slot that holds `key` now (claimed with `ttlMs` if new), for callers that update the same
+   * key many times: `addAt` then skips hashing and probing. The slot may later be taken over by
+   * another key (the table was full); `addAt` notices and returns false.
+   */
+  locate(key: string, ttlMs: number): SlotRef {
+    hashPair(key);
+    const a = pair[0];
+    const b = pair[1] | 1;
+    const now = Date.now();
+    const slot = this.#lockSlot(a, b, now);
+    const meta = this.#meta;
+    const data = this.#data;
+    const m = slot * INT_WORDS;
+    const d = slot * FLOAT_WORDS;
+    if (meta[m + 1] !== a || meta[m + 2] !== b || meta[m + 3] === 0 || data[d] <= now) {
+      meta[m + 1] = a;
+      meta[m + 2] = b;
+      meta[m + 3] = 1;
+      data.fill(0, d + 1, d + FLOAT_WORDS);
+    }
+    data[d] = now + ttlMs;
+    Atomics.store(meta, m, 0);
+    return { slot, a, b };
+  }
+
+  /** Adds `value` to value `index` of a located slot; false when the slot now belongs to another key. */
+  addAt(ref: SlotRef, index: number, value: number): boolean {
+    const meta = this.#meta;
+    const m = ref.slot * INT_WORDS;
+    acquire(meta, m);
+    const ours = meta[m + 1] === ref.a && meta[m + 2] === ref.b && meta[m + 3] !== 0;
+    if (ours) this.#data[ref.slot * FLOAT_WORDS + 1 + index] += value;
+    Atomics.store(meta, m, 0);
+    return ours;
+  }
+
+  /** Adds to two values of a located slot under one lock (a histogram's count and sum). */
+  addTwoAt(ref: SlotRef, i: number, v: number, j: number, w: number): boolean {
+    const meta = this.#meta;
+    const m = ref.slot * INT_WORDS;
+    acquire(meta, m);
+    const ours = meta[m + 1] === ref.a && meta[m + 2] === ref.b && meta[m + 3] !== 0;
+    if (ours) {
+      const d = ref.slot * FLOAT_WORDS + 1;
+      this.#data[d + i] += v;
+      this.#data[d + j] += w;
+    }
+    Atomics.store(meta, m, 0);
+    return ours;
+  }
+
+  /** Sets value `index` to 1 if it was 0; true for the one caller that set it (a first-use flag shared by threads). */
+  flagOnceAt(ref: SlotRef, index: number): boolean {
+    const meta = this.#meta;
+    const m = ref.slot * INT_WORDS;
+    acquire(meta, m);
+    const d = ref.slot * FLOAT_WORDS + 1 + index;
+    const first = meta[m + 1] === ref.a && meta[m + 2] === ref.b && this.#data[d] === 0;
+    if (first) this.#data[d] = 1;
+    Atomics.store(meta, m, 0);
+    return first;
+  }
+
+  /** Sets value `index` of a located slot; false when the slot now belongs to another key. */
+  setAt(ref: SlotRef, index: number, value: number): boolean {
+    const meta = this.#meta;
+    const m = ref.slot * INT_WORDS;
+    acquire(meta, m);
+    const ours = meta[m + 1] === ref.a && meta[m + 2] === ref.b && meta[m + 3] !== 0;
+    if (ours) this.#data[ref.slot * FLOAT_WORDS + 1 + index] = value;
+    Atomics.store(meta, m, 0);
+    return ours;
   }
 
   /** Finds the key's slot (or the best one to take over) and returns it locked. */
