@@ -9,7 +9,8 @@ import { startStatusServer } from '../status/server.ts';
 import { SCHEMA_NAMES } from '../model/index.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import { VERSION } from '../util/version.ts';
-import { shutdownGraceMs } from '../workers/settings.ts';
+import { healthMemory } from '../shm/health.ts';
+import { poolDefaults, shutdownGraceMs } from '../workers/settings.ts';
 import { WorkerSupervisor } from '../workers/supervisor.ts';
 import type { ConfigPipeline } from './config-pipeline.ts';
 import { FileConfigPipeline } from './file-pipeline.ts';
@@ -18,6 +19,7 @@ import { StoreConfigPipeline } from './store-pipeline.ts';
 import { openStore, storePrefix } from './stores.ts';
 import { adminPluginHooks, checkAdminToken, startAdmin } from './admin.ts';
 import { PluginHost } from './plugins.ts';
+import { HealthChecks } from './health.ts';
 import type { AdminServer } from '../admin/index.ts';
 
 export async function start(configPath: string | undefined): Promise<void> {
@@ -59,6 +61,7 @@ export async function start(configPath: string | undefined): Promise<void> {
   }
 
   let supervisor: WorkerSupervisor | undefined;
+  let health: HealthChecks | undefined;
   let where = 'no proxy listeners';
   if (plan.proxy && pipeline) {
     const listeners = httpListeners(config);
@@ -72,8 +75,24 @@ export async function start(configPath: string | undefined): Promise<void> {
     }
     if (count > 1) hintMigrateReq();
     const source = pipeline;
-    supervisor = new WorkerSupervisor({ count, config, listeners, sslListeners: tlsListeners, reusePort, currentState: () => source.state(), plugins: plugins.enabled, pluginDir: plugins.userDir });
-    source.onChange = (events, version) => supervisor!.broadcast(events, version);
+    // One checker per upstream for the whole node, here in the main thread; workers share the state.
+    const checks = config.apisix.disable_upstream_healthcheck ? undefined : new HealthChecks({ table: healthMemory(), resources: (kind) => source.resources(kind), ca: poolDefaults(config).trustedCa });
+    health = checks;
+    supervisor = new WorkerSupervisor({
+      count,
+      config,
+      listeners,
+      sslListeners: tlsListeners,
+      reusePort,
+      currentState: () => source.state(),
+      plugins: plugins.enabled,
+      pluginDir: plugins.userDir,
+      onHealthUsed: checks ? (name) => checks.used(name) : undefined,
+    });
+    source.onChange = (events, version) => {
+      checks?.apply(events);
+      supervisor!.broadcast(events, version);
+    };
     await supervisor.start();
     if (source instanceof FileConfigPipeline) source.watch();
     const show = (l: { ip: string; port: number }) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`);
@@ -104,6 +123,7 @@ export async function start(configPath: string | undefined): Promise<void> {
       resources: (kind) => pipeline?.resources(kind),
       prefix: plan.source.kind === 'file' ? '/apisix' : storePrefix(plan.source, config).replace(/\/+$/, ''),
       reloadPlugins: () => void plugins.reload(),
+      healthNodes: (kind, id) => health?.nodes(kind, id),
     });
   }
 
@@ -129,6 +149,7 @@ export async function start(configPath: string | undefined): Promise<void> {
     controlServer?.close();
     await adminServer?.close();
     await supervisor?.stop(grace);
+    health?.stop();
     await pipeline?.close();
     await store?.close();
     log('notice', 'stopped');
@@ -186,12 +207,13 @@ function reloadSettings(path: string | undefined, current: NodeConfig, superviso
     ['deployment', current.deployment, next.deployment],
     ['apisix.status', current.apisix.status, next.apisix.status],
     ['apisix.enable_reuseport', current.apisix.enable_reuseport, next.apisix.enable_reuseport],
+    ['apisix.disable_upstream_healthcheck', current.apisix.disable_upstream_healthcheck, next.apisix.disable_upstream_healthcheck],
   ];
   for (const [key, a, b] of restartOnly) {
     if (JSON.stringify(a) !== JSON.stringify(b)) log('warn', `SIGHUP: ${key} changed; it takes effect after a restart`);
   }
   // Keep what needs a restart as it runs; take the rest.
-  const applied: NodeConfig = { ...next, apisix: { ...next.apisix, node_listen: current.apisix.node_listen, enable_ipv6: current.apisix.enable_ipv6, router: current.apisix.router, status: current.apisix.status }, deployment: current.deployment };
+  const applied: NodeConfig = { ...next, apisix: { ...next.apisix, node_listen: current.apisix.node_listen, enable_ipv6: current.apisix.enable_ipv6, router: current.apisix.router, status: current.apisix.status, disable_upstream_healthcheck: current.apisix.disable_upstream_healthcheck }, deployment: current.deployment };
   applied.nginx_config = { ...next.nginx_config, worker_processes: current.nginx_config.worker_processes };
   setLogLevel(applied.nginx_config.error_log_level);
   supervisor.updateSettings(applied);

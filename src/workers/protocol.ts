@@ -12,6 +12,8 @@ export interface WorkerInit {
   reusePort: boolean;
   /** Node-wide shared memory (rate-limit counters, breaker state): the same buffer for every worker. */
   shared: SharedArrayBuffer;
+  /** Node-wide upstream health (shm/health.ts): the same buffer for every worker and the main thread's checkers. */
+  health: SharedArrayBuffer;
   /** Enabled plugin names (config.yaml `plugins`, as last reloaded). */
   plugins: readonly string[];
   /** The user's plugin directory, absolute; undefined when none. */
@@ -28,5 +30,7 @@ export type MainToWorker =
 export type WorkerToMain =
   | { type: 'listening'; ports: number[] }
   | { type: 'applied'; version: number }
+  /** An upstream with health checks served its first request here: the main thread starts its checker. */
+  | { type: 'health-used'; name: string }
   | { type: 'stopped' }
   | { type: 'fatal'; message: string };
