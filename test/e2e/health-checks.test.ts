@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startAdminGateway, type AdminGateway } from '../helpers/admin.ts';
 import { freePort, request, sleep, startGateway, startUpstream, waitFor, type Gateway, type Upstream } from '../helpers/gateway.ts';
 
 type Obj = Record<string, unknown>;
@@ -453,6 +454,49 @@ describe('health state and configuration changes', () => {
     const ports = new Set<number | string>();
     for (let i = 0; i < 12; i++) ports.add(await answeredBy(gw.url('/r')));
     assert.deepEqual([...ports].sort(), [a.port, b.port, c.port].sort());
+  });
+});
+
+describe('health checks through the Admin API', () => {
+  let a: Upstream;
+  let b: Upstream;
+  let c: Upstream;
+  let bStatus = 500;
+  let admin: AdminGateway;
+  const checks = { active: { http_path: '/status', healthy: { interval: 1, successes: 1 }, unhealthy: { interval: 60, http_failures: 1 } } };
+
+  before(async () => {
+    a = await nodeWithHealth(() => 200);
+    b = await nodeWithHealth(() => bStatus);
+    c = await nodeWithHealth(() => 200);
+    admin = await startAdminGateway({ control: true, workers: 2 });
+  });
+
+  after(async () => {
+    await admin?.stop();
+    for (const up of [a, b, c]) await up?.close();
+  });
+
+  it('follows the upstream as it is written, changed and deleted', async () => {
+    const gw = admin.gw;
+    const stored = await admin.put('/upstreams/1', { type: 'roundrobin', nodes: { [a.node]: 1, [b.node]: 1 }, checks });
+    assert.deepEqual(stored.json.value.checks, checks, 'stored as sent');
+    await admin.put('/routes/1', { uri: '/admin-hc', upstream_id: '1' });
+    await request(gw.url('/admin-hc'));
+    await waitStatus(gw, 'upstreams/1', b.port, 'unhealthy');
+    bStatus = 200; // unhealthy nodes are probed again only in a minute
+    await admin.put('/upstreams/1', { type: 'roundrobin', nodes: { [a.node]: 1, [b.node]: 1, [c.node]: 1 }, checks });
+    assert.deepEqual((await checker(gw, 'upstreams/1')).nodes.map((n) => [n.port, n.status]), [
+      [a.port, 'healthy'],
+      [b.port, 'unhealthy'],
+      [c.port, 'healthy'],
+    ]);
+    const ports = new Set<number | string>();
+    for (let i = 0; i < 12; i++) ports.add(await answeredBy(gw.url('/admin-hc')));
+    assert.deepEqual([...ports].sort(), [a.port, c.port].sort());
+    await admin.del('/routes/1');
+    await admin.del('/upstreams/1');
+    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, []);
   });
 });
 

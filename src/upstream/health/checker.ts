@@ -13,6 +13,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { HTTP_FAILURE, STATE_NAMES, SUCCESS, TCP_FAILURE, TIMEOUT_FAILURE, isUp, type HealthTable, type SlotRef, type TargetStatus } from '../../shm/health.ts';
+import { log } from '../../util/log.ts';
 import { classifyStatus, STATUS_HEALTHY, STATUS_UNHEALTHY, targetKey, type ActiveSettings, type HealthSettings, type HealthTarget } from './config.ts';
 
 /** What one probe came to: a connection (tcp checks), an HTTP status (0: unreadable), a failed connection, a timeout. */
@@ -117,6 +118,7 @@ export class ActiveChecker {
       }
       const ref = this.#table.add(targetKey(this.name, target));
       if (ref) next.push({ target, ref });
+      else log('error', `[healthcheck] (${this.name}) no room in the health table for ${target.ip}:${target.port}; it is not checked and counts as healthy`);
     }
     for (const gone of keep.values()) this.#table.remove(gone.ref);
     this.#targets = next;
