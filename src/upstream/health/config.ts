@@ -14,14 +14,14 @@ export interface ChecksInput {
     http_method?: string;
     http_req_body?: string;
     https_verify_certificate?: boolean;
-    req_headers?: string[];
-    healthy?: { interval?: number; http_statuses?: number[]; successes?: number };
-    unhealthy?: { interval?: number; http_statuses?: number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
+    req_headers?: readonly string[];
+    healthy?: { interval?: number; http_statuses?: readonly number[]; successes?: number };
+    unhealthy?: { interval?: number; http_statuses?: readonly number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
   };
   passive?: {
     type?: 'http' | 'https' | 'tcp';
-    healthy?: { http_statuses?: number[]; successes?: number };
-    unhealthy?: { http_statuses?: number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
+    healthy?: { http_statuses?: readonly number[]; successes?: number };
+    unhealthy?: { http_statuses?: readonly number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
   };
 }
 
