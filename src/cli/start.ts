@@ -9,7 +9,8 @@ import { startStatusServer } from '../status/server.ts';
 import { SCHEMA_NAMES } from '../model/index.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import { VERSION } from '../util/version.ts';
-import { shutdownGraceMs } from '../workers/settings.ts';
+import { healthMemory } from '../shm/health.ts';
+import { poolDefaults, shutdownGraceMs } from '../workers/settings.ts';
 import { WorkerSupervisor } from '../workers/supervisor.ts';
 import type { ConfigPipeline } from './config-pipeline.ts';
 import { FileConfigPipeline } from './file-pipeline.ts';
@@ -19,6 +20,7 @@ import { openStore, storePrefix } from './stores.ts';
 import { adminPluginHooks, checkAdminToken, startAdmin } from './admin.ts';
 import { MetricsExporter } from './metrics.ts';
 import { PluginHost } from './plugins.ts';
+import { HealthChecks } from './health.ts';
 import type { AdminServer } from '../admin/index.ts';
 
 export async function start(configPath: string | undefined): Promise<void> {
@@ -60,6 +62,7 @@ export async function start(configPath: string | undefined): Promise<void> {
   }
 
   let supervisor: WorkerSupervisor | undefined;
+  let health: HealthChecks | undefined;
   let where = 'no proxy listeners';
   if (plan.proxy && pipeline) {
     const listeners = httpListeners(config);
@@ -73,8 +76,25 @@ export async function start(configPath: string | undefined): Promise<void> {
     }
     if (count > 1) hintMigrateReq();
     const source = pipeline;
-    supervisor = new WorkerSupervisor({ count, config, prefix: loaded.dir, listeners, sslListeners: tlsListeners, reusePort, currentState: () => source.state(), plugins: plugins.enabled, pluginDir: plugins.userDir });
-    source.onChange = (events, version) => supervisor!.broadcast(events, version);
+    // One checker per upstream for the whole node, here in the main thread; workers share the state.
+    const checks = config.apisix.disable_upstream_healthcheck ? undefined : new HealthChecks({ table: healthMemory(), resources: (kind) => source.resources(kind), ca: poolDefaults(config).trustedCa });
+    health = checks;
+    supervisor = new WorkerSupervisor({
+      count,
+      config,
+      prefix: loaded.dir,
+      listeners,
+      sslListeners: tlsListeners,
+      reusePort,
+      currentState: () => source.state(),
+      plugins: plugins.enabled,
+      pluginDir: plugins.userDir,
+      onHealthUsed: checks ? (name) => checks.used(name) : undefined,
+    });
+    source.onChange = (events, version) => {
+      checks?.apply(events);
+      supervisor!.broadcast(events, version);
+    };
     await supervisor.start();
     if (source instanceof FileConfigPipeline) source.watch();
     const show = (l: { ip: string; port: number }) => (l.ip.includes(':') ? `[${l.ip}]:${l.port}` : `${l.ip}:${l.port}`);
@@ -90,6 +110,11 @@ export async function start(configPath: string | undefined): Promise<void> {
     const fromStore = pipeline instanceof StoreConfigPipeline ? pipeline : undefined;
     exporter = new MetricsExporter(config, {
       etcd: fromStore && plan.source.kind === 'etcd' ? { reachable: () => fromStore.storeReachable(), modifyIndexes: () => fromStore.modifyIndexes() } : undefined,
+      // APISIX names a checker by the upstream's key (`/apisix/upstreams/1`); mostly_* states lean as their name says.
+      upstreamHealth: () =>
+        (health?.reports() ?? []).flatMap(({ name, nodes }) =>
+          nodes.map((n) => ({ name: `/apisix/${name}`, ip: n.ip, port: n.port, healthy: n.status === 'healthy' || n.status === 'mostly_healthy' })),
+        ),
     });
     await exporter.follow(plugins.enabled);
   }
@@ -114,6 +139,7 @@ export async function start(configPath: string | undefined): Promise<void> {
       resources: (kind) => pipeline?.resources(kind),
       prefix: plan.source.kind === 'file' ? '/apisix' : storePrefix(plan.source, config).replace(/\/+$/, ''),
       reloadPlugins: () => void plugins.reload(),
+      healthNodes: (kind, id) => health?.nodes(kind, id),
     });
   }
 
@@ -140,6 +166,7 @@ export async function start(configPath: string | undefined): Promise<void> {
     exporter?.close();
     await adminServer?.close();
     await supervisor?.stop(grace);
+    health?.stop();
     await pipeline?.close();
     await store?.close();
     log('notice', 'stopped');
@@ -201,12 +228,13 @@ function reloadSettings(path: string | undefined, current: NodeConfig, superviso
     ['deployment', current.deployment, next.deployment],
     ['apisix.status', current.apisix.status, next.apisix.status],
     ['apisix.enable_reuseport', current.apisix.enable_reuseport, next.apisix.enable_reuseport],
+    ['apisix.disable_upstream_healthcheck', current.apisix.disable_upstream_healthcheck, next.apisix.disable_upstream_healthcheck],
   ];
   for (const [key, a, b] of restartOnly) {
     if (JSON.stringify(a) !== JSON.stringify(b)) log('warn', `SIGHUP: ${key} changed; it takes effect after a restart`);
   }
   // Keep what needs a restart as it runs; take the rest.
-  const applied: NodeConfig = { ...next, apisix: { ...next.apisix, node_listen: current.apisix.node_listen, enable_ipv6: current.apisix.enable_ipv6, router: current.apisix.router, status: current.apisix.status }, deployment: current.deployment };
+  const applied: NodeConfig = { ...next, apisix: { ...next.apisix, node_listen: current.apisix.node_listen, enable_ipv6: current.apisix.enable_ipv6, router: current.apisix.router, status: current.apisix.status, disable_upstream_healthcheck: current.apisix.disable_upstream_healthcheck }, deployment: current.deployment };
   applied.nginx_config = { ...next.nginx_config, worker_processes: current.nginx_config.worker_processes };
   setLogLevel(applied.nginx_config.error_log_level);
   supervisor.updateSettings(applied);

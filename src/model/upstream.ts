@@ -13,19 +13,23 @@ const nodeArrayItem = {
   required: ['host', 'weight'],
 } as const;
 
-const healthStatuses = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'integer', minimum: 200, maximum: 599 }, description: 'HTTP status codes (200-599).' } as const;
+const healthStatuses = (defaults: readonly number[]) =>
+  ({ type: 'array', minItems: 1, uniqueItems: true, items: { type: 'integer', minimum: 200, maximum: 599 }, default: defaults, description: 'HTTP status codes (200-599).' }) as const;
 
+const HTTP_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE', 'PURGE'] as const;
+
+// apisix/schema_def.lua `health_checker`; the defaults are the ones lua-resty-healthcheck applies.
 const activeCheck = {
   type: 'object',
   properties: {
-    type: { enum: ['http', 'https', 'tcp'], default: 'http', description: 'Probe type.' },
+    type: { type: 'string', enum: ['http', 'https', 'tcp'], default: 'http', description: 'Probe type.' },
     timeout: { type: 'number', default: 1, description: 'Probe timeout in seconds.' },
     concurrency: { type: 'integer', default: 10, description: 'Targets probed at the same time.' },
-    host: { ...hostSchema, description: 'Host header of HTTP probes.' },
+    host: { ...hostSchema, description: 'Host header of HTTP probes (default: the node address).' },
     port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Probe port (default: the node port).' },
     http_path: { type: 'string', default: '/', description: 'Path of HTTP probes.' },
-    http_method: { type: 'string', description: 'Method of HTTP probes (default GET).' },
-    http_req_body: { type: 'string', description: 'Body of HTTP probes.' },
+    http_method: { type: 'string', enum: HTTP_METHODS, default: 'GET', description: 'Method of HTTP probes.' },
+    http_req_body: { type: 'string', default: '', description: 'Body of HTTP probes.' },
     https_verify_certificate: { type: 'boolean', default: true, description: 'Verify the node certificate on https probes.' },
     req_headers: { type: 'array', minItems: 1, items: { type: 'string', uniqueItems: true }, description: 'Extra probe headers, `Name: value`.' },
     healthy: {
@@ -33,7 +37,7 @@ const activeCheck = {
       description: 'When an unhealthy node counts as healthy again.',
       properties: {
         interval: { type: 'integer', minimum: 1, default: 1, description: 'Seconds between probes of healthy nodes.' },
-        http_statuses: healthStatuses,
+        http_statuses: healthStatuses([200, 302]),
         successes: { type: 'integer', minimum: 1, maximum: 254, default: 2, description: 'Successes that mark a node healthy.' },
       },
     },
@@ -42,7 +46,7 @@ const activeCheck = {
       description: 'When a node counts as unhealthy.',
       properties: {
         interval: { type: 'integer', minimum: 1, default: 1, description: 'Seconds between probes of unhealthy nodes.' },
-        http_statuses: healthStatuses,
+        http_statuses: healthStatuses([429, 404, 500, 501, 502, 503, 504, 505]),
         http_failures: { type: 'integer', minimum: 1, maximum: 254, default: 5, description: 'HTTP failures that mark a node unhealthy.' },
         tcp_failures: { type: 'integer', minimum: 1, maximum: 254, default: 2, description: 'TCP failures that mark a node unhealthy.' },
         timeouts: { type: 'integer', minimum: 1, maximum: 254, default: 3, description: 'Timeouts that mark a node unhealthy.' },
@@ -55,23 +59,23 @@ const activeCheck = {
 const passiveCheck = {
   type: 'object',
   properties: {
-    type: { enum: ['http', 'https', 'tcp'], default: 'http', description: 'Traffic type observed.' },
+    type: { type: 'string', enum: ['http', 'https', 'tcp'], default: 'http', description: 'Traffic type observed.' },
     healthy: {
       type: 'object',
       description: 'When live traffic marks a node healthy.',
       properties: {
-        http_statuses: healthStatuses,
-        successes: { type: 'integer', minimum: 0, maximum: 254, description: 'Successful responses that mark a node healthy.' },
+        http_statuses: healthStatuses([200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 306, 307, 308]),
+        successes: { type: 'integer', minimum: 0, maximum: 254, default: 5, description: 'Successful responses that mark a node healthy (0: not counted).' },
       },
     },
     unhealthy: {
       type: 'object',
       description: 'When live traffic marks a node unhealthy.',
       properties: {
-        http_statuses: healthStatuses,
-        tcp_failures: { type: 'integer', minimum: 0, maximum: 254, description: 'TCP failures that mark a node unhealthy.' },
-        timeouts: { type: 'integer', minimum: 0, maximum: 254, description: 'Timeouts that mark a node unhealthy.' },
-        http_failures: { type: 'integer', minimum: 0, maximum: 254, description: 'HTTP failures that mark a node unhealthy.' },
+        http_statuses: healthStatuses([429, 500, 503]),
+        tcp_failures: { type: 'integer', minimum: 0, maximum: 254, default: 2, description: 'TCP failures that mark a node unhealthy (0: not counted).' },
+        timeouts: { type: 'integer', minimum: 0, maximum: 254, default: 7, description: 'Timeouts that mark a node unhealthy (0: not counted).' },
+        http_failures: { type: 'integer', minimum: 0, maximum: 254, default: 5, description: 'HTTP failures that mark a node unhealthy (0: not counted).' },
       },
     },
   },
@@ -158,7 +162,30 @@ export interface Upstream extends Metadata {
   upstream_host?: string;
   keepalive_pool?: { size?: number; idle_timeout?: number; requests?: number };
   tls?: { client_cert_id?: string | number; client_cert?: string; client_key?: string; verify?: boolean };
-  checks?: { active?: Record<string, unknown>; passive?: Record<string, unknown> };
+  checks?: HealthChecks;
+}
+
+/** `checks` (health checks); see `activeCheck` and `passiveCheck` above for the meaning and defaults. */
+export interface HealthChecks {
+  active?: {
+    type?: 'http' | 'https' | 'tcp';
+    timeout?: number;
+    concurrency?: number;
+    host?: string;
+    port?: number;
+    http_path?: string;
+    http_method?: (typeof HTTP_METHODS)[number];
+    http_req_body?: string;
+    https_verify_certificate?: boolean;
+    req_headers?: string[];
+    healthy?: { interval?: number; http_statuses?: number[]; successes?: number };
+    unhealthy?: { interval?: number; http_statuses?: number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
+  };
+  passive?: {
+    type?: 'http' | 'https' | 'tcp';
+    healthy?: { http_statuses?: number[]; successes?: number };
+    unhealthy?: { http_statuses?: number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
+  };
 }
 
 const CHASH_VARS_KEY = /^((uri|server_name|server_addr|request_uri|remote_port|remote_addr|query_string|host|hostname|mqtt_client_id)|arg_[0-9a-zA-z_-]+)$/;

@@ -12,6 +12,7 @@
 // All nodes failed → 502 (504 when the last failure was a timeout).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UpstreamNode } from '../upstream/balancer/index.ts';
+import { reportPassive } from '../upstream/health/index.ts';
 import type { ConnectionOwner, UpstreamConnection } from '../upstream/connection.ts';
 import type { CompiledUpstream, TimeoutsMs } from '../snapshot/types.ts';
 import type { RequestContext } from './context.ts';
@@ -297,6 +298,7 @@ export class Exchange implements ConnectionOwner {
       return;
     }
     this.#lastErrorWasTimeout = true;
+    reportPassive(this.upstream, this.#node!, 'timeout');
     this.#retryOrFail(504, connecting ? 'upstream connect timed out' : 'upstream timed out', !connecting);
   }
 
@@ -318,6 +320,7 @@ export class Exchange implements ConnectionOwner {
       return;
     }
     this.#lastErrorWasTimeout = false;
+    if (!gotResponse) reportPassive(this.upstream, this.#node!, 'tcp');
     this.#retryOrFail(502, `upstream error: ${err.message}`, sent || gotResponse);
   }
 
@@ -371,6 +374,7 @@ export class Exchange implements ConnectionOwner {
     this.#responded = true;
     this.ctx.upstreamHeaderTime = performance.now() - this.#sentAt;
     this.ctx.upstreamStatus = status;
+    reportPassive(this.upstream, this.#node!, status);
     const res = this.res;
     const headers = downstreamResponseHeaders(rawHeaders);
     if (this.settings.serverHeader) headers.push('Server', this.settings.serverHeader);

@@ -189,7 +189,7 @@ const STALE_LOCK_MS = 200;
  * a lock held far longer belonged to a worker that was terminated mid-update, and is taken over
  * rather than blocking every worker on that key forever.
  */
-function acquire(meta: Int32Array, index: number): void {
+export function acquire(meta: Int32Array, index: number): void {
   let spins = 0;
   let since = 0;
   while (Atomics.compareExchange(meta, index, 0, 1) !== 0) {
@@ -204,7 +204,7 @@ function acquire(meta: Int32Array, index: number): void {
 }
 
 /** Two independent 32-bit hashes of `text` (FNV-1a with two seeds, then a murmur finaliser) in one pass, into `pair`. */
-function hashPair(text: string): void {
+export function hashPair(text: string, out: Int32Array = pair): void {
   let h1 = 0x811c9dc5;
   let h2 = 0x01000193;
   for (let i = 0; i < text.length; i++) {
@@ -212,8 +212,8 @@ function hashPair(text: string): void {
     h1 = Math.imul(h1 ^ c, 0x01000193);
     h2 = Math.imul(h2 ^ c, 0x01000193);
   }
-  pair[0] = finalise(h1);
-  pair[1] = finalise(h2);
+  out[0] = finalise(h1);
+  out[1] = finalise(h2);
 }
 
 function finalise(h: number): number {

@@ -91,7 +91,6 @@ function checkMetadata(name: string | undefined, value: unknown, options: CheckO
 function checkUpstreamSupport(up: Upstream, prefix: string): string | undefined {
   if (up.scheme && up.scheme !== 'http' && up.scheme !== 'https') return unsupported(`${prefix}scheme`, `scheme "${up.scheme}" arrives with a later release; use http or https`);
   if (up.discovery_type !== undefined) return unsupported(`${prefix}discovery_type`, 'service discovery is not available yet; list `nodes`');
-  if (up.checks !== undefined) return unsupported(`${prefix}checks`, 'health checks arrive with a later release');
   return undefined;
 }
 

@@ -24,6 +24,8 @@ export interface SnapshotOptions {
   routerMode?: RouterMode;
   /** Keep-alive pool settings for upstreams without `keepalive_pool`. */
   poolDefaults?: PoolDefaults;
+  /** Act on upstreams' `checks` (default true; false with apisix.disable_upstream_healthcheck). */
+  healthChecks?: boolean;
   /** Called for a resource that validated but could not be compiled; it is left out. */
   onError?: (kind: ServedKind, id: string, message: string) => void;
   /** The enabled plugins; none when absent. */
@@ -49,6 +51,7 @@ export class Snapshot {
   readonly #routesByPluginConfig = new Map<string, Set<string>>();
   readonly #onError: SnapshotOptions['onError'];
   readonly #poolDefaults: PoolDefaults;
+  readonly #healthChecks: boolean;
   /** Consumers, global rules, plugin configs and metadata, and the env chains compile with. */
   readonly plugins: PluginState;
   /** Server certificates by SNI, for the TLS listeners. */
@@ -60,6 +63,7 @@ export class Snapshot {
     this.router = new Router<CompiledRoute>(options.routerMode ?? 'radixtree_host_uri');
     this.#onError = options.onError;
     this.#poolDefaults = options.poolDefaults ?? DEFAULT_POOL;
+    this.#healthChecks = options.healthChecks ?? true;
     const attributes = options.pluginAttributes ?? {};
     this.plugins = new PluginState({
       catalog: options.catalog ?? PluginCatalog.EMPTY,
@@ -99,13 +103,18 @@ export class Snapshot {
   }
 
   #applyUpstream(id: string, conf: Upstream | undefined): void {
-    if (conf) this.upstreams.set(id, compileUpstream(conf, id, this.#poolDefaults));
+    if (conf) this.upstreams.set(id, compileUpstream(conf, id, this.#poolDefaults, this.#healthName('upstreams', id)));
     else this.upstreams.delete(id);
+  }
+
+  /** The health checker name of an upstream that lives at `kind/id` (undefined: checks are off). */
+  #healthName(kind: 'upstreams' | 'routes' | 'services', id: string): string | undefined {
+    return this.#healthChecks ? `${kind}/${id}` : undefined;
   }
 
   #applyService(id: string, conf: Service | undefined): void {
     if (conf) {
-      this.services.set(id, { id, conf, upstream: conf.upstream ? compileUpstream(conf.upstream, undefined, this.#poolDefaults) : undefined });
+      this.services.set(id, { id, conf, upstream: conf.upstream ? compileUpstream(conf.upstream, undefined, this.#poolDefaults, this.#healthName('services', id)) : undefined });
     } else {
       this.services.delete(id);
     }
@@ -174,7 +183,7 @@ export class Snapshot {
       hosts,
       service,
       timeouts: conf.timeout ? timeoutsMs(conf.timeout) : undefined,
-      resolveUpstream: this.#upstreamResolver(conf, serviceId, service),
+      resolveUpstream: this.#upstreamResolver(id, conf, serviceId, service),
       plugins: chain && !chain.empty ? chain : undefined,
       websocket: conf.enable_websocket ?? service?.conf.enable_websocket ?? false,
       missingPluginConfig: pluginConfigId !== undefined && !pluginConfig ? pluginConfigId : undefined,
@@ -193,13 +202,13 @@ export class Snapshot {
   }
 
   /** Route `upstream_id` > route `upstream` > service `upstream_id` > service `upstream` (APISIX's order). */
-  #upstreamResolver(conf: Route, serviceId: string | undefined, service: CompiledService | undefined): () => UpstreamResolution {
+  #upstreamResolver(id: string, conf: Route, serviceId: string | undefined, service: CompiledService | undefined): () => UpstreamResolution {
     if (serviceId !== undefined && !service) {
       return () => ({ ok: false, status: 404, log: `failed to fetch service configuration by id: ${serviceId}` });
     }
     // A route's upstream_id beats its inline upstream (t/config-center-yaml/route-upstream.t TEST 3).
     if (conf.upstream && conf.upstream_id === undefined) {
-      const result: UpstreamResolution = { ok: true, upstream: compileUpstream(conf.upstream, undefined, this.#poolDefaults) };
+      const result: UpstreamResolution = { ok: true, upstream: compileUpstream(conf.upstream, undefined, this.#poolDefaults, this.#healthName('routes', id)) };
       return () => result;
     }
     const upstreamId = conf.upstream_id ?? service?.conf.upstream_id;

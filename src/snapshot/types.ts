@@ -2,6 +2,7 @@
 import type { Route, Service, Upstream } from '../model/index.ts';
 import type { PluginChain } from '../plugins/chain.ts';
 import type { Balancer, UpstreamNode } from '../upstream/balancer/index.ts';
+import type { HealthView } from '../upstream/health/index.ts';
 import type { NodePool } from '../upstream/pool.ts';
 import type { PoolDefaults } from './upstream.ts';
 
@@ -16,7 +17,10 @@ export interface CompiledUpstream {
   id: string | undefined;
   conf: Upstream;
   nodes: UpstreamNode[];
+  /** Skips unhealthy nodes when the upstream has health checks. */
   balancer: Balancer;
+  /** The node-wide health of the nodes, when the upstream has `checks` (and more than one node). */
+  health: HealthView | undefined;
   /** node.key → keep-alive pool */
   pools: Map<string, NodePool>;
   /** Pool settings it was compiled with (for the same upstream with another client certificate). */

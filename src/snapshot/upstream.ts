@@ -2,6 +2,7 @@
 // timeout settings. Runs once per upstream change, never per request.
 import { parseNodeAddress, type Upstream } from '../model/index.ts';
 import { createBalancer, type UpstreamNode } from '../upstream/balancer/index.ts';
+import { HealthBalancer, HealthView, healthSettings } from '../upstream/health/index.ts';
 import { poolFor, type NodePool } from '../upstream/pool.ts';
 import type { ClientCertificate } from './ssl.ts';
 import type { CompiledUpstream, TimeoutsMs } from './types.ts';
@@ -47,15 +48,27 @@ export function upstreamNodes(conf: Upstream): UpstreamNode[] {
   return out;
 }
 
-export function compileUpstream(conf: Upstream, id: string | undefined, poolDefaults: PoolDefaults = DEFAULT_POOL): CompiledUpstream {
+/**
+ * `healthName` is where the upstream lives (`upstreams/1`, `routes/1`, `services/1`): it names its
+ * health checker. Without it (health checks turned off, or an upstream a plugin made) `checks` is
+ * not acted on. As in APISIX, an upstream with one node has no checker: that node is always used.
+ */
+export function compileUpstream(conf: Upstream, id: string | undefined, poolDefaults: PoolDefaults = DEFAULT_POOL, healthName?: string): CompiledUpstream {
   const nodes = upstreamNodes(conf);
   const tls = conf.scheme === 'https';
   const clientCert = conf.tls?.client_cert && conf.tls.client_key ? { cert: conf.tls.client_cert, key: conf.tls.client_key } : undefined;
+  let balancer = createBalancer(nodes, { type: conf.type, hash_on: conf.hash_on, key: conf.key });
+  let health: HealthView | undefined;
+  if (conf.checks && healthName !== undefined && nodes.length > 1) {
+    health = new HealthView(healthName, healthSettings(conf.checks), nodes, conf.pass_host, conf.upstream_host);
+    balancer = new HealthBalancer(balancer, health);
+  }
   return {
     id,
     conf,
     nodes,
-    balancer: createBalancer(nodes, { type: conf.type, hash_on: conf.hash_on, key: conf.key }),
+    balancer,
+    health,
     pools: nodePools(conf, nodes, poolDefaults, clientCert),
     poolDefaults,
     clientCertId: conf.tls?.client_cert_id === undefined ? undefined : String(conf.tls.client_cert_id),

@@ -15,6 +15,8 @@ export interface WorkerInit {
   shared: SharedArrayBuffer;
   /** Node-wide metrics memory (series values and descriptions), read by the main thread's exporter. */
   metrics: MetricsMemory;
+  /** Node-wide upstream health (shm/health.ts): the same buffer for every worker and the main thread's checkers. */
+  health: SharedArrayBuffer;
   /** Enabled plugin names (config.yaml `plugins`, as last reloaded). */
   plugins: readonly string[];
   /** The directory relative paths of config.yaml (the access log) are resolved against. */
@@ -35,5 +37,7 @@ export type MainToWorker =
 export type WorkerToMain =
   | { type: 'listening'; ports: number[] }
   | { type: 'applied'; version: number }
+  /** An upstream with health checks served its first request here: the main thread starts its checker. */
+  | { type: 'health-used'; name: string }
   | { type: 'stopped' }
   | { type: 'fatal'; message: string };

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { Listen, NodeConfig } from '../conf/index.ts';
 import type { ChangeEvent } from '../model/index.ts';
 import { metricsStore } from '../observability/metrics-store.ts';
+import { healthMemory } from '../shm/health.ts';
 import { sharedMemory } from '../shm/table.ts';
 import { log } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
@@ -43,6 +44,8 @@ export interface SupervisorOptions {
   /** Enabled plugins (none when absent) and the user's plugin directory. */
   plugins?: readonly string[];
   pluginDir?: string;
+  /** A worker reports that an upstream with health checks (named `kind/id`) serves traffic. */
+  onHealthUsed?: (name: string) => void;
 }
 
 export class WorkerSupervisor {
@@ -53,6 +56,8 @@ export class WorkerSupervisor {
   /** Allocated once: counters survive worker replacement. */
   readonly #shared = sharedMemory().buffer;
   readonly #metrics = metricsStore().memory;
+  /** Node health: survives worker replacement too, and the main thread's checkers write it. */
+  readonly #health = healthMemory().buffer;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -68,7 +73,7 @@ export class WorkerSupervisor {
   /** Starts a worker for `slot` (as its active worker, or as the incoming replacement); resolves when it listens. */
   #launch(slot: Slot, role: 'active' | 'incoming'): Promise<number[]> {
     const o = this.#options;
-    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, sslListeners: o.sslListeners ?? [], reusePort: o.reusePort, shared: this.#shared, metrics: this.#metrics, prefix: o.prefix ?? process.cwd(), plugins: o.plugins ?? [], pluginDir: o.pluginDir };
+    const init: WorkerInit = { index: slot.index, config: o.config, listeners: o.listeners, sslListeners: o.sslListeners ?? [], reusePort: o.reusePort, shared: this.#shared, metrics: this.#metrics, health: this.#health, prefix: o.prefix ?? process.cwd(), plugins: o.plugins ?? [], pluginDir: o.pluginDir };
     const running: Running = { worker: new Worker(WORKER_URL, { workerData: init, name: `causeway-worker-${slot.index}` }), listening: false, appliedVersion: -1, retiring: false };
     slot[role] = running;
     // The worker starts from the full current config, queued before it even listens; later
@@ -82,6 +87,8 @@ export class WorkerSupervisor {
           resolve(msg.ports);
         } else if (msg.type === 'applied') {
           running.appliedVersion = msg.version;
+        } else if (msg.type === 'health-used') {
+          this.#options.onHealthUsed?.(msg.name);
         } else if (msg.type === 'fatal') {
           reject(new Error(msg.message));
         }

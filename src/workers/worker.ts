@@ -6,8 +6,10 @@ import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import { attachMetricsMemory } from '../observability/metrics-store.ts';
+import { attachHealthMemory } from '../shm/health.ts';
 import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
+import { setHealthNotifier } from '../upstream/health/index.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
@@ -20,6 +22,8 @@ const post = (msg: WorkerToMain) => port.postMessage(msg);
 setLogLevel(init.config.nginx_config.error_log_level);
 attachSharedMemory(init.shared);
 attachMetricsMemory(init.metrics);
+attachHealthMemory(init.health);
+setHealthNotifier((name) => post({ type: 'health-used', name }));
 
 /** Loads the plugins (errors were already reported by the main thread's load). */
 async function loadPluginCatalog(enabled: readonly string[], dir: string | undefined, fresh: boolean): Promise<PluginCatalog> {
@@ -30,6 +34,8 @@ function newSnapshot(config: WorkerInit['config'], catalog: PluginCatalog): Snap
   return new Snapshot({
     routerMode: config.apisix.router.http,
     poolDefaults: poolDefaults(config),
+    // Fixed at start, as the main thread's checkers are.
+    healthChecks: !init.config.apisix.disable_upstream_healthcheck,
     onError: (kind, id, message) => log('error', `failed to apply ${kind} ${id}: ${message}`),
     catalog,
     pluginAttributes: config.plugin_attr,

@@ -329,7 +329,7 @@ describe('admin API conformance, second pass (apache/apisix t/admin)', () => {
       }
     });
 
-    it('valid active / passive checks are stored as sent', { todo: 'health checks arrive with a later release' }, async () => {
+    it('valid active / passive checks are stored as sent', async () => {
       const checks = {
         active: { http_path: '/status', host: 'foo.com', timeout: 1.01, healthy: { interval: 2, successes: 1 }, unhealthy: { interval: 1, http_failures: 2 }, req_headers: ['User-Agent: curl/7.29.0', 'Accept: */*'] },
         passive: { healthy: { http_statuses: [200, 201], successes: 1 }, unhealthy: { http_statuses: [500], http_failures: 2 } },
@@ -337,6 +337,7 @@ describe('admin API conformance, second pass (apache/apisix t/admin)', () => {
       const r = await api('PUT', '/routes/1', route(checks));
       assert.equal(r.status, 201, r.text);
       assert.deepEqual(r.json.value.upstream.checks, checks);
+      await api('DELETE', '/routes/1');
     });
   });
 

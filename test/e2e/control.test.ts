@@ -1,5 +1,5 @@
-// The Control API (apisix.control): schemas, what the node serves, health checks (none yet) and
-// plugin reloads, from a node on the declarative file.
+// The Control API (apisix.control): schemas, what the node serves, health checks (none configured
+// here; see health-checks.test.ts) and plugin reloads, from a node on the declarative file.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,7 +51,7 @@ describe('Control API', () => {
     assert.deepEqual(JSON.parse((await control('/v1/services')).body).map((s: { key: string }) => s.key), ['/apisix/services/s1']);
   });
 
-  it('GET /v1/healthcheck: no checkers yet', async () => {
+  it('GET /v1/healthcheck: no upstream with checks, an empty list', async () => {
     const r = await control('/v1/healthcheck');
     assert.deepEqual([r.status, JSON.parse(r.body)], [200, []]);
   });
