@@ -124,22 +124,28 @@ export class MetricsStore implements MetricsRegistry {
   }
 
   counter(name: string, help: string, labelNames: readonly string[]): Counter {
+    const add = (s: SeriesSlots, value: number) => {
+      if (!this.#values.addAt(s.ref, 0, value)) this.#values.addAt(this.#relocated(s).ref, 0, value);
+    };
+    const series = (labelValues: readonly string[]) => this.#seriesSlots(name, help, 'counter', labelNames, labelValues);
     return {
-      inc: (value, labelValues = []) => {
-        const s = this.#seriesSlots(name, help, 'counter', labelNames, labelValues);
-        if (!this.#values.addAt(s.ref, 0, value)) this.#values.addAt(this.#relocated(s).ref, 0, value);
+      inc: (value, labelValues = []) => add(series(labelValues), value),
+      labels: (labelValues) => {
+        const s = series(labelValues);
+        return { inc: (value) => add(s, value) };
       },
     };
   }
 
   gauge(name: string, help: string, labelNames: readonly string[]): Gauge {
+    const series = (labelValues: readonly string[]) => this.#seriesSlots(name, help, 'gauge', labelNames, labelValues);
     return {
       set: (value, labelValues = []) => {
-        const s = this.#seriesSlots(name, help, 'gauge', labelNames, labelValues);
+        const s = series(labelValues);
         if (!this.#values.setAt(s.ref, 0, value)) this.#values.setAt(this.#relocated(s).ref, 0, value);
       },
       inc: (value, labelValues = []) => {
-        const s = this.#seriesSlots(name, help, 'gauge', labelNames, labelValues);
+        const s = series(labelValues);
         if (!this.#values.addAt(s.ref, 0, value)) this.#values.addAt(this.#relocated(s).ref, 0, value);
       },
     };
@@ -147,20 +153,25 @@ export class MetricsStore implements MetricsRegistry {
 
   histogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): Histogram {
     const bounds = [...buckets].sort((a, b) => a - b);
+    const series = (labelValues: readonly string[]) => this.#seriesSlots(name, help, 'histogram', labelNames, labelValues, bounds);
+    const observe = (s: SeriesSlots, value: number) => {
+      // count and sum in the series' own slot, bucket counts four to a slot.
+      if (!this.#values.addTwoAt(s.ref, 0, 1, 1, value)) this.#values.addTwoAt(this.#relocated(s).ref, 0, 1, 1, value);
+      let bucket = 0;
+      while (bucket < bounds.length && value > bounds[bucket]) bucket++;
+      const group = bucket >> 2;
+      const slots = (s.buckets ??= []);
+      let ref = slots[group];
+      if (!ref || !this.#values.addAt(ref, bucket & 3, 1)) {
+        ref = slots[group] = this.#values.locate(`${s.key}\u0001${group}`, FOREVER_MS);
+        this.#values.addAt(ref, bucket & 3, 1);
+      }
+    };
     return {
-      observe: (value, labelValues = []) => {
-        const s = this.#seriesSlots(name, help, 'histogram', labelNames, labelValues, bounds);
-        // count and sum in the series' own slot, bucket counts four to a slot.
-        if (!this.#values.addTwoAt(s.ref, 0, 1, 1, value)) this.#values.addTwoAt(this.#relocated(s).ref, 0, 1, 1, value);
-        let bucket = 0;
-        while (bucket < bounds.length && value > bounds[bucket]) bucket++;
-        const group = bucket >> 2;
-        const slots = (s.buckets ??= []);
-        let ref = slots[group];
-        if (!ref || !this.#values.addAt(ref, bucket & 3, 1)) {
-          ref = slots[group] = this.#values.locate(`${s.key}\u0001${group}`, FOREVER_MS);
-          this.#values.addAt(ref, bucket & 3, 1);
-        }
+      observe: (value, labelValues = []) => observe(series(labelValues), value),
+      labels: (labelValues) => {
+        const s = series(labelValues);
+        return { observe: (value) => observe(s, value) };
       },
     };
   }

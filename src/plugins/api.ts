@@ -183,6 +183,8 @@ export interface SharedTable {
 /** A Prometheus counter: only goes up. `labelValues` follow the label names, in order. */
 export interface Counter {
   inc(value: number, labelValues?: readonly string[]): void;
+  /** The series of these label values, bound: cheaper when the same series is updated again and again. */
+  labels(labelValues: readonly string[]): { inc(value: number): void };
 }
 
 /** A Prometheus gauge, shared by the workers: `set` replaces the value, `inc` adds (negative to lower). */
@@ -194,6 +196,8 @@ export interface Gauge {
 /** A Prometheus histogram with fixed bucket bounds (`+Inf` is implied). */
 export interface Histogram {
   observe(value: number, labelValues?: readonly string[]): void;
+  /** The series of these label values, bound (see Counter.labels). */
+  labels(labelValues: readonly string[]): { observe(value: number): void };
 }
 
 /**

@@ -30,7 +30,21 @@ interface Instruments {
   latency: Histogram;
   bandwidth: Counter;
   extra: { status: ExtraLabel[]; latency: ExtraLabel[]; bandwidth: ExtraLabel[] };
+  /** The series one label combination updates, bound once (most requests repeat a few combinations). */
+  bound: Map<string, BoundSeries>;
 }
+
+interface BoundSeries {
+  status: { inc(value: number): void };
+  request: { observe(value: number): void };
+  upstream: { observe(value: number): void };
+  apisix: { observe(value: number): void };
+  ingress: { inc(value: number): void };
+  egress: { inc(value: number): void };
+}
+
+/** Bound series kept per instrument set; past this many combinations the oldest are forgotten (they still count). */
+const MAX_BOUND = 10_000;
 
 /** One set of instruments per attribute set: every route's instance shares them. */
 const cache = new WeakMap<MetricsRegistry, { key: string; instruments: Instruments }>();
@@ -42,28 +56,50 @@ function instruments(metrics: MetricsRegistry, attrs: PrometheusAttributes): Ins
   const prefix = attrs.metric_prefix ?? 'apisix_';
   const extra = (name: 'http_status' | 'http_latency' | 'bandwidth'): ExtraLabel[] =>
     (attrs.metrics?.[name]?.extra_labels ?? []).flatMap((pair) => Object.entries(pair).map(([label, value]) => ({ name: label, variable: String(value).replace(/^\$/, '') })));
-  const made: Instruments = {
-    extra: { status: extra('http_status'), latency: extra('http_latency'), bandwidth: extra('bandwidth') },
-    status: undefined as unknown as Counter,
-    latency: undefined as unknown as Histogram,
-    bandwidth: undefined as unknown as Counter,
-  };
+  const extras = { status: extra('http_status'), latency: extra('http_latency'), bandwidth: extra('bandwidth') };
   const names = (labels: ExtraLabel[]) => labels.map((l) => l.name);
-  made.status = metrics.counter(`${prefix}http_status`, 'HTTP status codes per service in APISIX', [
-    'code', 'route', 'matched_uri', 'matched_host', 'service', 'consumer', 'node', ...names(made.extra.status),
-  ]);
-  made.latency = metrics.histogram(`${prefix}http_latency`, 'HTTP request latency in milliseconds per service in APISIX', [
-    'type', 'route', 'service', 'consumer', 'node', ...names(made.extra.latency),
-  ], attrs.default_buckets ?? DEFAULT_BUCKETS);
-  made.bandwidth = metrics.counter(`${prefix}bandwidth`, 'Total bandwidth in bytes consumed per service in APISIX', [
-    'type', 'route', 'service', 'consumer', 'node', ...names(made.extra.bandwidth),
-  ]);
+  const made: Instruments = {
+    extra: extras,
+    status: metrics.counter(`${prefix}http_status`, 'HTTP status codes per service in APISIX', [
+      'code', 'route', 'matched_uri', 'matched_host', 'service', 'consumer', 'node', ...names(extras.status),
+    ]),
+    latency: metrics.histogram(`${prefix}http_latency`, 'HTTP request latency in milliseconds per service in APISIX', [
+      'type', 'route', 'service', 'consumer', 'node', ...names(extras.latency),
+    ], attrs.default_buckets ?? DEFAULT_BUCKETS),
+    bandwidth: metrics.counter(`${prefix}bandwidth`, 'Total bandwidth in bytes consumed per service in APISIX', [
+      'type', 'route', 'service', 'consumer', 'node', ...names(extras.bandwidth),
+    ]),
+    bound: new Map(),
+  };
   cache.set(metrics, { key, instruments: made });
   return made;
 }
 
 function extraValues(ctx: PluginContext, labels: ExtraLabel[]): string[] {
   return labels.map((l) => ctx.get(l.variable) ?? '');
+}
+
+/** The series of this request's labels, bound on first use. */
+function boundSeries(m: Instruments, ctx: PluginContext, code: string, route: string, matchedUri: string, matchedHost: string, service: string, consumer: string, node: string): BoundSeries {
+  const statusExtra = m.extra.status.length ? extraValues(ctx, m.extra.status) : [];
+  const latencyExtra = m.extra.latency.length ? extraValues(ctx, m.extra.latency) : [];
+  const bandwidthExtra = m.extra.bandwidth.length ? extraValues(ctx, m.extra.bandwidth) : [];
+  let key = `${code}\u0000${route}\u0000${matchedUri}\u0000${matchedHost}\u0000${service}\u0000${consumer}\u0000${node}`;
+  if (statusExtra.length + latencyExtra.length + bandwidthExtra.length) key += `\u0001${statusExtra.join('\u0000')}\u0001${latencyExtra.join('\u0000')}\u0001${bandwidthExtra.join('\u0000')}`;
+  let bound = m.bound.get(key);
+  if (bound) return bound;
+  const common = [route, service, consumer, node];
+  bound = {
+    status: m.status.labels([code, route, matchedUri, matchedHost, service, consumer, node, ...statusExtra]),
+    request: m.latency.labels(['request', ...common, ...latencyExtra]),
+    upstream: m.latency.labels(['upstream', ...common, ...latencyExtra]),
+    apisix: m.latency.labels(['apisix', ...common, ...latencyExtra]),
+    ingress: m.bandwidth.labels(['ingress', ...common, ...bandwidthExtra]),
+    egress: m.bandwidth.labels(['egress', ...common, ...bandwidthExtra]),
+  };
+  if (m.bound.size >= MAX_BOUND) m.bound.delete(m.bound.keys().next().value!);
+  m.bound.set(key, bound);
+  return bound;
 }
 
 export default definePlugin<PrometheusConf, Instruments>({
@@ -86,22 +122,19 @@ export default definePlugin<PrometheusConf, Instruments>({
         route = ctx.routeName ?? route;
         if (service !== '') service = ctx.serviceName ?? service;
       }
-      const consumer = ctx.consumer?.username ?? '';
-      const node = ctx.balancerIp ?? '';
-      m.status.inc(1, [ctx.get('status') ?? '', route, ctx.get('matched_uri') ?? '', ctx.get('matched_host') ?? '', service, consumer, node, ...extraValues(ctx, m.extra.status)]);
+      const series = boundSeries(m, ctx, ctx.get('status') ?? '', route, ctx.get('matched_uri') ?? '', ctx.get('matched_host') ?? '', service, ctx.consumer?.username ?? '', ctx.balancerIp ?? '');
+      series.status.inc(1);
 
       // latency_details_in_ms (apisix/utils/log-util.lua): the upstream's share only when a node answered.
       const latency = performance.now() - ctx.startTime;
-      const upstreamSeconds = Number(ctx.get('upstream_response_time'));
-      const upstream = Number.isFinite(upstreamSeconds) && ctx.get('upstream_response_time') !== undefined ? upstreamSeconds * 1000 : undefined;
-      const latencyExtra = extraValues(ctx, m.extra.latency);
-      m.latency.observe(latency, ['request', route, service, consumer, node, ...latencyExtra]);
-      if (upstream !== undefined) m.latency.observe(upstream, ['upstream', route, service, consumer, node, ...latencyExtra]);
-      m.latency.observe(Math.max(0, latency - (upstream ?? 0)), ['apisix', route, service, consumer, node, ...latencyExtra]);
+      const upstreamTime = ctx.get('upstream_response_time');
+      const upstream = upstreamTime === undefined ? undefined : Number(upstreamTime) * 1000;
+      series.request.observe(latency);
+      if (upstream !== undefined && Number.isFinite(upstream)) series.upstream.observe(upstream);
+      series.apisix.observe(Math.max(0, latency - (upstream !== undefined && Number.isFinite(upstream) ? upstream : 0)));
 
-      const bandwidthExtra = extraValues(ctx, m.extra.bandwidth);
-      m.bandwidth.inc(Number(ctx.get('request_length') ?? 0), ['ingress', route, service, consumer, node, ...bandwidthExtra]);
-      m.bandwidth.inc(Number(ctx.get('bytes_sent') ?? 0), ['egress', route, service, consumer, node, ...bandwidthExtra]);
+      series.ingress.inc(Number(ctx.get('request_length') ?? 0));
+      series.egress.inc(Number(ctx.get('bytes_sent') ?? 0));
     },
   },
 });
