@@ -35,21 +35,12 @@ export class SharedMemoryTable {
   }
 
   update<R>(key: string, fn: (values: Float64Array, now: number) => R, ttlMs: number): R {
-    hashPair(key);
-    const a = pair[0];
-    const b = pair[1] | 1; // never 0: 0 marks an empty slot
     const now = Date.now();
-    const slot = this.#lockSlot(a, b, now);
-    const meta = this.#meta;
+    const slot = this.#claimSlot(key, now);
     const data = this.#data;
-    const m = slot * INT_WORDS;
     const d = slot * FLOAT_WORDS;
     const values = this.#values;
-    const fresh = meta[m + 1] !== a || meta[m + 2] !== b || meta[m + 3] === 0 || data[d] <= now;
-    if (fresh) {
-      meta[m + 1] = a;
-      meta[m + 2] = b;
-      meta[m + 3] = 1;
+    if (this.#fresh) {
       data[d] = now + (ttlMs > 0 ? ttlMs : 60_000);
       values.fill(0);
     } else {
@@ -60,8 +51,31 @@ export class SharedMemoryTable {
     } finally {
       for (let i = 0; i < 4; i++) data[d + 1 + i] = values[i];
       if (ttlMs > 0) data[d] = now + ttlMs;
-      Atomics.store(meta, m, 0);
+      Atomics.store(this.#meta, slot * INT_WORDS, 0);
     }
+  }
+
+  /** Whether the slot the last #claimSlot returned was (re)claimed for its key, values not yet valid. */
+  #fresh = false;
+
+  /**
+   * Locks the slot of `key` and returns it. A slot that held another key, or an expired entry, is
+   * claimed for this key (its hashes written, `#fresh` set); the caller resets the values.
+   */
+  #claimSlot(key: string, now: number): number {
+    hashPair(key);
+    const a = pair[0];
+    const b = pair[1] | 1; // never 0: 0 marks an empty slot
+    const slot = this.#lockSlot(a, b, now);
+    const meta = this.#meta;
+    const m = slot * INT_WORDS;
+    this.#fresh = meta[m + 1] !== a || meta[m + 2] !== b || meta[m + 3] === 0 || this.#data[slot * FLOAT_WORDS] <= now;
+    if (this.#fresh) {
+      meta[m + 1] = a;
+      meta[m + 2] = b;
+      meta[m + 3] = 1;
+    }
+    return slot;
   }
 
   /**
@@ -70,24 +84,15 @@ export class SharedMemoryTable {
    * another key (the table was full); `addAt` notices and returns false.
    */
   locate(key: string, ttlMs: number): SlotRef {
-    hashPair(key);
-    const a = pair[0];
-    const b = pair[1] | 1;
     const now = Date.now();
-    const slot = this.#lockSlot(a, b, now);
-    const meta = this.#meta;
-    const data = this.#data;
-    const m = slot * INT_WORDS;
+    const slot = this.#claimSlot(key, now);
     const d = slot * FLOAT_WORDS;
-    if (meta[m + 1] !== a || meta[m + 2] !== b || meta[m + 3] === 0 || data[d] <= now) {
-      meta[m + 1] = a;
-      meta[m + 2] = b;
-      meta[m + 3] = 1;
-      data.fill(0, d + 1, d + FLOAT_WORDS);
-    }
-    data[d] = now + ttlMs;
-    Atomics.store(meta, m, 0);
-    return { slot, a, b };
+    if (this.#fresh) this.#data.fill(0, d + 1, d + FLOAT_WORDS);
+    this.#data[d] = now + ttlMs;
+    const m = slot * INT_WORDS;
+    const ref = { slot, a: this.#meta[m + 1], b: this.#meta[m + 2] };
+    Atomics.store(this.#meta, m, 0);
+    return ref;
   }
 
   /** Adds `value` to value `index` of a located slot; false when the slot now belongs to another key. */

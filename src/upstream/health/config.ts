@@ -1,29 +1,10 @@
 // An upstream's `checks` with APISIX's defaults filled in, and the targets they check. Computed once
 // per upstream config version, by the workers (passive checks, the healthy-node view) and by the main
 // thread (active probes) alike, so both sides name the same targets.
+import type { HealthChecks } from '../../model/upstream.ts';
 
-/** `checks` as the upstream schema allows it (model/upstream.ts); every field optional. */
-export interface ChecksInput {
-  active?: {
-    type?: 'http' | 'https' | 'tcp';
-    timeout?: number;
-    concurrency?: number;
-    host?: string;
-    port?: number;
-    http_path?: string;
-    http_method?: string;
-    http_req_body?: string;
-    https_verify_certificate?: boolean;
-    req_headers?: readonly string[];
-    healthy?: { interval?: number; http_statuses?: readonly number[]; successes?: number };
-    unhealthy?: { interval?: number; http_statuses?: readonly number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
-  };
-  passive?: {
-    type?: 'http' | 'https' | 'tcp';
-    healthy?: { http_statuses?: readonly number[]; successes?: number };
-    unhealthy?: { http_statuses?: readonly number[]; http_failures?: number; tcp_failures?: number; timeouts?: number };
-  };
-}
+/** `checks` as the upstream schema allows it; every field optional. */
+export type ChecksInput = HealthChecks;
 
 /** How an HTTP status counts: not at all, towards healthy, or towards unhealthy. */
 export const STATUS_IGNORED = 0;
