@@ -68,7 +68,7 @@ export class ProxyServer {
       (options, ssl) => this.#createServer({ scheme: 'https', port, ssl }, options) as unknown as tls.Server,
       () => this.#handler.snapshot.ssl,
       this.#limits.headerTimeoutMs,
-      (message) => this.#handler.options.log('info', message),
+      (level, message) => this.#handler.options.log(level, message),
     );
     const listener = net.createServer({ noDelay: true }, (socket) => front.accept(socket));
     this.#track(listener);

@@ -32,11 +32,11 @@ export class TlsFront {
   readonly #factory: TlsServerFactory;
   readonly #sslIndex: () => SniIndex;
   readonly #helloTimeoutMs: number;
-  readonly #log: (message: string) => void;
+  readonly #log: (level: 'info' | 'error', message: string) => void;
   /** One server per served certificate object: a replaced SSL brings new objects, so new servers. */
   readonly #servers = new WeakMap<ServedCertificate, tls.Server>();
 
-  constructor(settings: TlsSettings, factory: TlsServerFactory, sslIndex: () => SniIndex, helloTimeoutMs: number, log: (message: string) => void) {
+  constructor(settings: TlsSettings, factory: TlsServerFactory, sslIndex: () => SniIndex, helloTimeoutMs: number, log: (level: 'info' | 'error', message: string) => void) {
     this.#settings = settings;
     this.#factory = factory;
     this.#sslIndex = sslIndex;
@@ -65,14 +65,16 @@ export class TlsFront {
       }
       done();
       if (result.state === 'invalid') {
-        this.#log(`TLS handshake failed for ${socket.remoteAddress}: ${result.reason}`);
+        this.#log('info', `TLS handshake failed for ${socket.remoteAddress}: ${result.reason}`);
         socket.destroy();
         return;
       }
       const name = result.hello.serverName ?? this.#settings.fallbackSni;
       const ssl = name === undefined ? undefined : this.#sslIndex().find(name);
       if (!ssl) {
-        this.#log(name === undefined ? `TLS handshake failed for ${socket.remoteAddress}: no SNI sent and no fallback_sni` : `failed to find any SSL certificate by SNI: ${name}`);
+        // APISIX logs an unknown name as an error; a client without SNI is routine (scanners, health probes).
+        if (name === undefined) this.#log('info', `TLS handshake failed for ${socket.remoteAddress}: no SNI sent and no fallback_sni`);
+        else this.#log('error', `failed to find any SSL certificate by SNI: ${name}`);
         socket.end(UNRECOGNIZED_NAME_ALERT);
         return;
       }
