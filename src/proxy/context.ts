@@ -2,6 +2,7 @@
 // expressions, balancers and (later) plugins read through `get(name)`.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
 import type { VarLookup } from '../expr/vars.ts';
 import type { Consumer, ConsumerCredential, LogLevel, PluginContext, ResponseView, UpstreamTarget } from '../plugins/api.ts';
@@ -95,6 +96,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   upstreamResponseTime: number | undefined;
   /** Why the gateway ended the request itself (for the error log). */
   failureReason: string | undefined;
+  /** The connection's bytesWritten when this request's log phase was set up (`$bytes_sent`). */
+  bytesSentBase: number | undefined;
   #args: Map<string, string | string[]> | undefined;
   #cookies: Map<string, string> | undefined;
   #underscoreNames: boolean | undefined;
@@ -306,6 +309,25 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
         return this.balancerPort === undefined ? undefined : String(this.balancerPort);
       case 'upstream_status':
         return this.upstreamStatusList ?? (this.upstreamStatus === undefined ? undefined : String(this.upstreamStatus));
+      case 'upstream_addr':
+        // nginx's `ip:port` of the node that served the last try (IPv6 in brackets)
+        if (this.balancerIp === undefined) return undefined;
+        return `${this.balancerIp.includes(':') ? `[${this.balancerIp}]` : this.balancerIp}:${this.balancerPort}`;
+      case 'request':
+        return `${this.method} ${this.requestUri} HTTP/${this.req.httpVersion}`;
+      case 'request_length':
+        return String(requestLength(this));
+      case 'bytes_sent':
+        // Counted on the connection from when the log phase was set up (plugins with a `log` phase).
+        return this.bytesSentBase === undefined ? undefined : String(Math.max(0, (this.req.socket?.bytesWritten ?? 0) - this.bytesSentBase));
+      case 'msec':
+        return (Date.now() / 1000).toFixed(3);
+      case 'time_iso8601':
+        return isoLocalTime(new Date());
+      case 'time_local':
+        return nginxLocalTime(new Date());
+      case 'hostname':
+        return HOSTNAME;
     }
     if (name.startsWith('http_')) {
       const v = this.header(name.slice(5).replace(/_/g, '-'));
@@ -316,6 +338,7 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
       return Array.isArray(v) ? v[0] : v;
     }
     if (name.startsWith('cookie_')) return this.cookies.get(name.slice(7));
+    if (name.startsWith('sent_http_')) return this.#response?.headers.get(name.slice(10).replace(/_/g, '-'));
     if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
     return undefined;
   }
@@ -368,6 +391,45 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   get cookies(): Map<string, string> {
     return (this.#cookies ??= parseCookies(this.req.headers.cookie));
   }
+}
+
+const HOSTNAME = hostname();
+
+/**
+ * nginx's `$request_length`: the request line, the header lines and the body as the client sent
+ * them. The body counts by its Content-Length, or by what a plugin read of a chunked one.
+ */
+function requestLength(ctx: RequestContext): number {
+  const req = ctx.req;
+  let n = ctx.method.length + ctx.requestUri.length + 12; // the space after the method, ` HTTP/1.1\r\n`
+  const raw = req.rawHeaders;
+  let declared: number | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    n += raw[i].length + raw[i + 1].length + 4;
+    if (declared === undefined && raw[i].length === 14 && raw[i].toLowerCase() === 'content-length') declared = Number(raw[i + 1]) || 0;
+  }
+  return n + 2 + (declared ?? (req.headers['transfer-encoding'] !== undefined ? (ctx.bufferedBody?.length ?? 0) : 0));
+}
+
+const p2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+/** `+02:00` for the local zone at `d` (`getTimezoneOffset` is minutes west of UTC). */
+function zoneOffset(d: Date, colon: boolean): string {
+  const west = d.getTimezoneOffset();
+  const abs = Math.abs(west);
+  return `${west > 0 ? '-' : '+'}${p2(Math.floor(abs / 60))}${colon ? ':' : ''}${p2(abs % 60)}`;
+}
+
+/** nginx's `$time_iso8601`: local time with its offset (`2026-01-31T12:00:00+01:00`). */
+function isoLocalTime(d: Date): string {
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())}T${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}${zoneOffset(d, true)}`;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** nginx's `$time_local` (`31/Jan/2026:12:00:00 +0100`). */
+function nginxLocalTime(d: Date): string {
+  return `${p2(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${zoneOffset(d, false)}`;
 }
 
 export function hostWithoutPort(host: string): string {

@@ -49,6 +49,8 @@ export class PluginRun {
   #hookLog(): void {
     if (this.#logHooked || (this.global?.log.length ?? 0) + (this.route?.log.length ?? 0) === 0) return;
     this.#logHooked = true;
+    // `$bytes_sent` counts what the connection carried from here on.
+    this.ctx.bytesSentBase = this.ctx.req.socket?.bytesWritten ?? 0;
     this.ctx.res.once('close', () => this.logPhase());
   }
 
