@@ -169,7 +169,7 @@ export class BatchProcessor<E> {
       this.flush();
       return;
     }
-    if (!this.#timer) this.#arm(conf.inactive_timeout * 1000);
+    if (!this.#timer) this.#arm(Math.min(conf.inactive_timeout, conf.buffer_duration) * 1000);
   }
 
   /** Sends the buffered entries now. */

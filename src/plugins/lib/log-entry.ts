@@ -194,10 +194,10 @@ export class LogEntryBuilder {
     return undefined;
   }
 
-  /** The request body read in `access`, cut at `max_req_body_bytes`. */
+  /** The request body read in `access`, cut at `max_req_body_bytes` (none for a request without one). */
   requestBody(ctx: PluginContext): string | undefined {
     const body = ctx.state.get(REQUEST_BODY) as Buffer | undefined;
-    if (!body) return undefined;
+    if (!body || body.length === 0) return undefined;
     const max = this.#conf.max_req_body_bytes ?? MAX_BODY_BYTES;
     return (body.length > max ? body.subarray(0, max) : body).toString('utf8');
   }
