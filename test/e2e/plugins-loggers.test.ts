@@ -122,6 +122,17 @@ describe('logger plugins on a standalone gateway', () => {
       assert.equal(e.upstream_latency, undefined);
     });
 
+    it('a global rule logs requests no route matched, as route_id no-matched with the host as service_id', async () => {
+      const sink = servers.keep(await startHttpSink());
+      await applyAll(gw, up, { global_rules: [{ id: 'g-log', plugins: { 'http-logger': { uri: sink.url, batch_max_size: 1 } } }] });
+      assert.equal((await send(gw, '/nowhere', { headers: { Host: 'lost.test' } })).status, 404);
+      await waitFor(() => entriesOf(sink).some((e) => e.request.uri === '/nowhere'), 5_000, 'the 404 entry');
+      const e = entriesOf(sink).find((x) => x.request.uri === '/nowhere');
+      assert.equal(e.route_id, 'no-matched');
+      assert.equal(e.service_id, 'lost.test');
+      assert.equal(e.response.status, 404);
+    });
+
     it('batch_max_size groups entries per delivery; inactive_timeout flushes a partial batch', async () => {
       const sink = servers.keep(await startHttpSink());
       await applyAll(gw, up, {
