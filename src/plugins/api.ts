@@ -261,6 +261,12 @@ export interface PluginDefinition<C = any, S = any, I = any> {
   check?(conf: C, kind: 'route' | 'consumer' | 'metadata'): string | undefined;
   /** Builds the per-instance state once per config version (compiled regexes, parsed keys). */
   compile?(conf: C, env: CompileEnv): S;
+  /**
+   * Called when a configured instance is replaced or removed (its route or global rule changed), with
+   * the state `compile` built: flush buffers, close connections. Requests already running may still
+   * call the instance's phases afterwards, so the state must stay usable.
+   */
+  dispose?(state: S): void;
   /** Builds a lookup from every consumer and credential that carries this (auth) plugin. */
   indexConsumers?(entries: readonly ConsumerCredential[]): I;
   /** Called when the plugin is loaded (each worker and the main process). */

@@ -201,6 +201,23 @@ function resolveEnvRefs(value: any, env: ChainEnv, owner: { kind: string; id: st
   return value;
 }
 
+/**
+ * Tells the plugins of `previous` whose instances `next` does not carry on (a changed or removed
+ * conf) that they were dropped (`dispose`). Chains built per consumer are left to their plugins.
+ */
+export function releaseDropped(previous: PluginChain | undefined, next: PluginChain | undefined, log: ChainEnv['log']): void {
+  if (!previous) return;
+  for (const inst of previous.instances) {
+    const dispose = inst.plugin.def.dispose;
+    if (!dispose || next?.instances.includes(inst)) continue;
+    try {
+      dispose(inst.state);
+    } catch (err) {
+      log('error', `plugin ${inst.name} failed to dispose: ${(err as Error).message}`);
+    }
+  }
+}
+
 /** Route plugins over plugin-config plugins over service plugins (APISIX's merge order). */
 export function mergePlugins(...layers: Array<Record<string, unknown> | undefined>): Record<string, unknown> | undefined {
   let out: Record<string, unknown> | undefined;

@@ -2,6 +2,7 @@
 // expressions, balancers and (later) plugins read through `get(name)`.
 import { randomFillSync } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
 import type { VarLookup } from '../expr/vars.ts';
 import type { Consumer, ConsumerCredential, LogLevel, PluginContext, ResponseView, UpstreamTarget } from '../plugins/api.ts';
@@ -327,15 +328,15 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
       case 'remote_user':
         return basicAuthUser(this.req.headers.authorization);
       case 'time_local':
-        return timeLocal(Date.now());
+        return nginxLocalTime(Date.now());
       case 'time_iso8601':
-        return new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace('.000Z', '+00:00');
+        return isoLocalTime(new Date());
       case 'msec':
         return (Date.now() / 1000).toFixed(3);
       case 'apisix_request_id':
         return this.get('request_id');
       case 'request_length':
-        return String(this.#requestLength());
+        return String(requestLength(this));
       case 'bytes_sent':
         return String(this.req.socket.bytesWritten - this.#writtenBefore);
       case 'body_bytes_sent': {
@@ -353,6 +354,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
         return this.balancerPort === undefined ? undefined : String(this.balancerPort);
       case 'upstream_status':
         return this.upstreamStatusList ?? (this.upstreamStatus === undefined ? undefined : String(this.upstreamStatus));
+      case 'hostname':
+        return HOSTNAME;
     }
     if (name.startsWith('http_')) {
       const v = this.header(name.slice(5).replace(/_/g, '-'));
@@ -363,17 +366,9 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
       return Array.isArray(v) ? v[0] : v;
     }
     if (name.startsWith('cookie_')) return this.cookies.get(name.slice(7));
+    if (name.startsWith('sent_http_')) return this.#response?.headers.get(name.slice(10).replace(/_/g, '-'));
     if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
     return undefined;
-  }
-
-  /** nginx's `$request_length`: request line, headers and body, in bytes as received. */
-  #requestLength(): number {
-    const req = this.req;
-    let n = req.method!.length + req.url!.length + 13; // "M U HTTP/1.1\r\n"
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) n += raw[i].length + raw[i + 1].length + 4;
-    return n + 2 + (this.bufferedBody?.length ?? this.requestBodyBytes);
   }
 
   /** Whether any request header name contains `_` (computed once per request, on the first miss). */
@@ -448,26 +443,59 @@ function basicAuthUser(authorization: string | undefined): string | undefined {
   return colon === -1 ? undefined : decoded.slice(0, colon);
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-let timeLocalCache = { second: -1, text: '' };
-
-/** nginx's `$time_local` (`26/Nov/2026:15:49:09 +0000`, UTC here), computed once per second. */
-function timeLocal(now: number): string {
-  const second = Math.floor(now / 1000);
-  if (second !== timeLocalCache.second) {
-    const d = new Date(second * 1000);
-    const two = (n: number) => String(n).padStart(2, '0');
-    timeLocalCache = { second, text: `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000` };
-  }
-  return timeLocalCache.text;
-}
-
 /** The first of a route's host patterns that covers `host` (exact, or a `*.` wildcard). */
 function matchedHost(patterns: readonly string[], host: string): string | undefined {
   return patterns.find((p) => {
     const pattern = p.toLowerCase();
     return pattern.startsWith('*') ? host.endsWith(pattern.slice(1)) : pattern === host;
   });
+}
+
+const HOSTNAME = hostname();
+
+/**
+ * nginx's `$request_length`: the request line, the header lines and the body as the client sent
+ * them. The body counts by its Content-Length, or by what was read of a chunked one.
+ */
+function requestLength(ctx: RequestContext): number {
+  const req = ctx.req;
+  let n = ctx.method.length + ctx.requestUri.length + 12; // the space after the method, ` HTTP/1.1\r\n`
+  const raw = req.rawHeaders;
+  let declared: number | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    n += raw[i].length + raw[i + 1].length + 4;
+    if (declared === undefined && raw[i].length === 14 && raw[i].toLowerCase() === 'content-length') declared = Number(raw[i + 1]) || 0;
+  }
+  return n + 2 + (declared ?? (req.headers['transfer-encoding'] !== undefined ? (ctx.bufferedBody?.length ?? ctx.requestBodyBytes) : 0));
+}
+
+const p2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+/** `+02:00` for the local zone at `d` (`getTimezoneOffset` is minutes west of UTC). */
+function zoneOffset(d: Date, colon: boolean): string {
+  const west = d.getTimezoneOffset();
+  const abs = Math.abs(west);
+  return `${west > 0 ? '-' : '+'}${p2(Math.floor(abs / 60))}${colon ? ':' : ''}${p2(abs % 60)}`;
+}
+
+/** nginx's `$time_iso8601`: local time with its offset (`2026-01-31T12:00:00+01:00`). */
+function isoLocalTime(d: Date): string {
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())}T${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}${zoneOffset(d, true)}`;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+let localTimeCache = { second: -1, text: '' };
+
+/** nginx's `$time_local` (`31/Jan/2026:12:00:00 +0100`), formatted once per second. */
+function nginxLocalTime(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== localTimeCache.second) localTimeCache = { second, text: formatLocalTime(new Date(second * 1000)) };
+  return localTimeCache.text;
+}
+
+function formatLocalTime(d: Date): string {
+  return `${p2(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${zoneOffset(d, false)}`;
 }
 
 export function hostWithoutPort(host: string): string {

@@ -5,7 +5,7 @@
 import { compileExpr } from '../expr/index.ts';
 import type { ChangeEvent, Route, ServedKind, Service, Ssl, Upstream } from '../model/index.ts';
 import type { UpstreamHandle } from '../plugins/api.ts';
-import { buildChain, mergePlugins, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
+import { buildChain, mergePlugins, releaseDropped, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
 import { PluginCatalog } from '../plugins/registry.ts';
 import { Router, type MatchInput, type MatchResult, type RouterMode } from '../router/index.ts';
 import { metricsStore } from '../observability/metrics-store.ts';
@@ -139,7 +139,7 @@ export class Snapshot {
     if (prev?.plugin_config_id !== undefined) this.#routesByPluginConfig.get(String(prev.plugin_config_id))?.delete(id);
     if (!conf) {
       this.routes.delete(id);
-      this.router.remove(id);
+      this.#removeRoute(id);
       return;
     }
     this.routes.set(id, conf);
@@ -163,9 +163,16 @@ export class Snapshot {
     }
   }
 
+  /** Takes a route out of the router; its plugin instances are told they were dropped. */
+  #removeRoute(id: string): void {
+    const previous = this.router.get(id);
+    this.router.remove(id);
+    releaseDropped(previous?.plugins, undefined, this.plugins.env.log);
+  }
+
   #compileRoute(id: string, conf: Route): void {
     if (conf.status === 0) {
-      this.router.remove(id);
+      this.#removeRoute(id);
       return;
     }
     const serviceId = conf.service_id === undefined ? undefined : String(conf.service_id);
@@ -199,6 +206,7 @@ export class Snapshot {
       priority: conf.priority ?? 0,
       value: compiled,
     });
+    releaseDropped(previous?.plugins, compiled.plugins, this.plugins.env.log);
   }
 
   /** Route `upstream_id` > route `upstream` > service `upstream_id` > service `upstream` (APISIX's order). */

@@ -1,7 +1,7 @@
 // The plugin side of a snapshot: consumers (with their credentials and groups), global rules,
 // plugin configs and plugin metadata, compiled into what the request path reads: the global
 // chain, each auth plugin's consumer index, the resolved Consumer objects, metadata with defaults.
-import { buildChain, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
+import { buildChain, releaseDropped, type ChainEnv, type PluginChain } from '../plugins/chain.ts';
 import type { Consumer, ConsumerCredential } from '../plugins/api.ts';
 import type { ConsumerGroup, Credential, GlobalRule, PluginConfig, PluginMetadata } from '../model/index.ts';
 
@@ -76,6 +76,7 @@ export class PluginState {
         }
       }
       const chain = buildChain(merged, this.env, { kind: 'global_rules', id: ids.join(',') }, this.#globalChain);
+      releaseDropped(this.#globalChain, chain, this.env.log);
       this.#globalChain = chain.empty ? undefined : chain;
     }
     return this.#globalChain;

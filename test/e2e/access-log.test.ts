@@ -35,7 +35,7 @@ describe('access log: the default format, two workers, rotation', () => {
     await waitFor(() => readLines(file).length >= 1, 5000, 'the access log line');
     const line = readLines(file)[0];
     const re = new RegExp(
-      '^127\\.0\\.0\\.1 - - \\[\\d{2}/[A-Z][a-z]{2}/\\d{4}:\\d{2}:\\d{2}:\\d{2} \\+0000\\] 127\\.0\\.0\\.1:\\d+ "GET /hello\\?x=1 HTTP/1\\.1" 200 \\d+ \\d+\\.\\d{3} ' +
+      '^127\\.0\\.0\\.1 - - \\[\\d{2}/[A-Z][a-z]{2}/\\d{4}:\\d{2}:\\d{2}:\\d{2} [+-]\\d{4}\\] 127\\.0\\.0\\.1:\\d+ "GET /hello\\?x=1 HTTP/1\\.1" 200 \\d+ \\d+\\.\\d{3} ' +
         `"http://ref\\.test/" "probe/1\\.0" ${up.node.replace(/\./g, '\\.')} 200 \\d+\\.\\d{3} "http://127\\.0\\.0\\.1:\\d+/hello\\?x=1" "[0-9a-f]{32}"$`,
     );
     assert.match(line, re);

@@ -21,6 +21,16 @@ function value(text: string, name: string, labels: Record<string, string>): numb
   return undefined;
 }
 
+/**
+ * Scrapes until `ready` holds: a request is counted in its log phase, which runs once the response
+ * has been sent, so the client can be a moment ahead of the counters.
+ */
+async function scrapeWhen(gw: Gateway, ready: (body: string) => boolean, path?: string): Promise<string> {
+  let body = '';
+  await waitFor(async () => ready((body = (await scrape(gw, path)).body)), 5000, 'the expected counts');
+  return body;
+}
+
 async function scrape(gw: Gateway, path = '/apisix/prometheus/metrics'): Promise<{ status: number; body: string; type: string | undefined }> {
   const r = await request(`http://127.0.0.1:${gw.metricsPort}${path}`);
   return { status: r.status, body: r.body, type: r.headers['content-type'] as string | undefined };
@@ -83,7 +93,9 @@ describe('prometheus: per-request metrics across workers', () => {
     for (let i = 0; i < 3; i++) assert.equal((await request(gw.url('/down'))).status, 502);
     for (let i = 0; i < 2; i++) assert.equal((await request(gw.url('/plain'))).status, 200);
     const node = up.node.split(':')[0];
-    const { status, body, type } = await scrape(gw);
+    const { status, type } = await scrape(gw);
+    const body = await scrapeWhen(gw, (text) => value(text, 'apisix_http_latency_count', { type: 'apisix', route: 'r1', service: '', consumer: '', node }) === n
+      && value(text, 'apisix_http_status', { code: '502', route: 'r3', matched_uri: '/down', matched_host: '', service: '', consumer: '', node: '127.0.0.1' }) === 3);
     assert.equal(status, 200);
     assert.match(type ?? '', /^text\/plain/);
     assert.match(body, /# TYPE apisix_http_status counter/);
@@ -108,7 +120,8 @@ describe('prometheus: per-request metrics across workers', () => {
   it('prefer_name labels by route and service name; matched_host is the route host that matched', async () => {
     const r = await request(gw.url('/named/x'), { headers: { Host: 'a.example.com' } });
     assert.equal(r.status, 200);
-    const { body } = await scrape(gw);
+    const labels = { code: '200', route: 'by-name', matched_uri: '/named/*', matched_host: '*.example.com', service: 'named-service', consumer: '', node: up.node.split(':')[0] };
+    const body = await scrapeWhen(gw, (text) => value(text, 'apisix_http_status', labels) === 1);
     assert.equal(value(body, 'apisix_http_status', { code: '200', route: 'by-name', matched_uri: '/named/*', matched_host: '*.example.com', service: 'named-service', consumer: '', node: up.node.split(':')[0] }), 1);
   });
 
@@ -152,9 +165,8 @@ describe('prometheus: plugin_attr (metric_prefix, export_uri, extra labels, buck
   it('names metrics with the prefix, serves them on export_uri and adds the extra labels', async () => {
     await request(gw.url('/hello'));
     await request(gw.url('/hello'), { method: 'POST', body: 'x' });
-    await waitFor(async () => (await scrape(gw, '/metrics')).status === 200, 5000, 'the export server');
-    const { body } = await scrape(gw, '/metrics');
     const node = up.node.split(':')[0];
+    const body = await scrapeWhen(gw, (text) => value(text, 'edge_http_status', { code: '200', route: '1', matched_uri: '/hello', matched_host: '', service: '', consumer: '', node, method: 'POST' }) === 1, '/metrics');
     assert.equal(value(body, 'edge_http_status', { code: '200', route: '1', matched_uri: '/hello', matched_host: '', service: '', consumer: '', node, method: 'GET' }), 1);
     assert.equal(value(body, 'edge_http_status', { code: '200', route: '1', matched_uri: '/hello', matched_host: '', service: '', consumer: '', node, method: 'POST' }), 1);
     assert.match(body, /edge_http_latency_bucket\{[^}]*le="005\.0"\}/);
