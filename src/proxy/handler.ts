@@ -7,6 +7,7 @@ import type { CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/inde
 import type { UpstreamResolution } from '../snapshot/types.ts';
 import { RequestContext, type ListenerInfo } from './context.ts';
 import { Exchange, type ForwardSettings } from './forward.ts';
+import { GrpcExchange, isGrpcUpstream } from './forward-grpc.ts';
 import { PluginRun, respondThroughPlugins, type PhaseExit } from './phases.ts';
 import { openWebSocketTunnel } from './websocket.ts';
 import type { RealIpSettings } from './real-ip.ts';
@@ -151,7 +152,8 @@ export class RequestHandler {
       });
       return;
     }
-    new Exchange(ctx, upstream, timeouts, this.options, this.#onExchangeDone, run).start();
+    if (isGrpcUpstream(upstream)) new GrpcExchange(ctx, upstream, timeouts, this.options, this.#onExchangeDone, run).start();
+    else new Exchange(ctx, upstream, timeouts, this.options, this.#onExchangeDone, run).start();
   }
 
   /** An upstream chosen by a plugin (traffic-split): by id from the current snapshot, or compiled by the plugin. */

@@ -6,6 +6,7 @@ import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
 import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
+import { closeAllSessions } from '../upstream/h2-session.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
@@ -81,6 +82,7 @@ function onMessage(msg: MainToWorker): void {
     case 'shutdown':
       server.close(msg.graceMs).then(() => {
         closeAllIdle();
+        closeAllSessions();
         post({ type: 'stopped' });
         port.close();
       });
