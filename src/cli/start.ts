@@ -242,9 +242,9 @@ function reloadSettings(path: string | undefined, current: NodeConfig, superviso
   return applied;
 }
 
-/** Worker settings fixed when a worker starts (listener timeouts, upstream pool defaults). */
+/** Worker settings fixed when a worker starts (listener timeouts and protocols, upstream pool defaults). */
 function workerStartSettingsChanged(a: NodeConfig, b: NodeConfig): boolean {
-  const pick = (c: NodeConfig) => JSON.stringify([c.nginx_config.http.keepalive_timeout, c.nginx_config.http.client_header_timeout, c.nginx_config.http.upstream]);
+  const pick = (c: NodeConfig) => JSON.stringify([c.nginx_config.http.keepalive_timeout, c.nginx_config.http.client_header_timeout, c.nginx_config.http.upstream, c.apisix.enable_http2]);
   return pick(a) !== pick(b);
 }
 

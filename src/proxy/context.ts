@@ -127,7 +127,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     const socket = req.socket;
     this.remoteAddr = realClientAddr(unmapIpv4(socket.remoteAddress ?? ''), req.headers, realIp);
     this.remotePort = socket.remotePort ?? 0;
-    this.#writtenBefore = socket.bytesWritten;
+    // HTTP/2 streams share their connection's counter: their answer counts itself (H2Response).
+    this.#writtenBefore = req.httpVersionMajor === 2 ? 0 : socket.bytesWritten;
     this.listener = listener;
     this.startTime = performance.now();
     this.upstreamUri = this.requestUri;
@@ -338,10 +339,12 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
       case 'request_length':
         return String(requestLength(this));
       case 'bytes_sent':
-        return String(this.req.socket.bytesWritten - this.#writtenBefore);
+        return String(this.#bytesSent());
       case 'body_bytes_sent': {
+        const own = (this.res as { bodyBytes?: number }).bodyBytes;
+        if (own !== undefined) return String(own);
         const head = (this.res as { _header?: string | null })._header;
-        return String(Math.max(0, this.req.socket.bytesWritten - this.#writtenBefore - (head ? Buffer.byteLength(head) : 0)));
+        return String(Math.max(0, this.#bytesSent() - (typeof head === 'string' ? Buffer.byteLength(head) : 0)));
       }
       case 'request_time':
         return ((performance.now() - this.startTime) / 1000).toFixed(3);
@@ -369,6 +372,12 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     if (name.startsWith('sent_http_')) return this.#response?.headers.get(name.slice(10).replace(/_/g, '-'));
     if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
     return undefined;
+  }
+
+  /** What was written to the client for this request (its connection's count since the request began, for HTTP/1). */
+  #bytesSent(): number {
+    const own = (this.res as { sentBytes?: number }).sentBytes;
+    return own ?? this.req.socket.bytesWritten - this.#writtenBefore;
   }
 
   /** Whether any request header name contains `_` (computed once per request, on the first miss). */

@@ -516,10 +516,7 @@ export class Exchange implements ConnectionOwner {
  */
 export function upstreamRequestHead(ctx: RequestContext, up: CompiledUpstream, node: UpstreamNode, settings: ForwardSettings): string {
   const edits = ctx.headerEdits;
-  // A plugin's Host (proxy-rewrite `host`) replaces the client's; the upstream's `pass_host: node`
-  // or `rewrite` still decide over it, as in APISIX's balancer.
-  const host =
-    up.passHost === 'pass' ? (ctx.upstreamHost ?? firstValue(edits?.get('host')?.value) ?? (ctx.hostHeader || node.host)) : up.passHost === 'node' ? hostForNode(node, up.tls) : up.upstreamHost!;
+  const host = upstreamHostHeader(ctx, up, node, up.tls);
   const req = ctx.req;
   ctx.upstreamHostSent = host;
   return `${ctx.upstreamMethod} ${ctx.upstreamUri} HTTP/1.1\r\n${upstreamRequestHeaders(req.rawHeaders, req.headers, host, {
@@ -529,6 +526,15 @@ export function upstreamRequestHead(ctx: RequestContext, up: CompiledUpstream, n
     port: ctx.listener.port,
     trusted: settings.trustedAddresses,
   }, edits)}`;
+}
+
+/**
+ * The Host (HTTP/2: `:authority`) sent to a node. A plugin's Host (proxy-rewrite `host`) replaces the
+ * client's; the upstream's `pass_host: node` or `rewrite` still decide over it, as in APISIX's balancer.
+ */
+export function upstreamHostHeader(ctx: RequestContext, up: CompiledUpstream, node: UpstreamNode, tls: boolean): string {
+  if (up.passHost === 'pass') return ctx.upstreamHost ?? firstValue(ctx.headerEdits?.get('host')?.value) ?? (ctx.hostHeader || node.host);
+  return up.passHost === 'node' ? hostForNode(node, tls) : up.upstreamHost!;
 }
 
 function firstValue(value: string | readonly string[] | undefined): string | undefined {

@@ -9,6 +9,7 @@ import type { UpstreamResolution } from '../snapshot/types.ts';
 import { withClientCertificate } from '../snapshot/upstream.ts';
 import { RequestContext, type ListenerInfo } from './context.ts';
 import { Exchange, type ForwardSettings } from './forward.ts';
+import { GrpcExchange, isGrpcUpstream } from './forward-grpc.ts';
 import { PluginRun, respondThroughPlugins, type PhaseExit } from './phases.ts';
 import { openWebSocketTunnel } from './websocket.ts';
 import type { RealIpSettings } from './real-ip.ts';
@@ -81,7 +82,16 @@ export class RequestHandler {
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
     const accessLog = this.accessLog;
-    if (accessLog) res.once('close', () => accessLog.write(ctx));
+    if (accessLog) {
+      res.once('close', () => {
+        // A throw here would also keep the response's later close listeners from running.
+        try {
+          accessLog.write(ctx);
+        } catch (err) {
+          this.options.log('error', `access log: ${(err as Error).stack ?? err}`);
+        }
+      });
+    }
     const snapshot = this.snapshot;
     const ssl = listener.ssl;
     if (ssl && (ssl.client || snapshot.ssl.verifiesClients)) {
@@ -182,7 +192,8 @@ export class RequestHandler {
       });
       return;
     }
-    new Exchange(ctx, upstream, timeouts, this.options, this.#onExchangeDone, run).start();
+    if (isGrpcUpstream(upstream)) new GrpcExchange(ctx, upstream, timeouts, this.options, this.#onExchangeDone, run).start();
+    else new Exchange(ctx, upstream, timeouts, this.options, this.#onExchangeDone, run).start();
   }
 
   /** An upstream chosen by a plugin (traffic-split): by id from the current snapshot, or compiled by the plugin. */

@@ -4,10 +4,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { IpMatcher } from '../util/ip.ts';
 import type { HeaderEdit } from './context.ts';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones the proxy always sets itself. */
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1), the ones the proxy always sets itself, and HTTP/2's
+ * pseudo-headers (an HTTP/2 request's raw headers list them; the request line carries them).
+ */
 const REQUEST_DROP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'host', 'content-length', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port',
+  ':method', ':path', ':scheme', ':authority', ':protocol', 'http2-settings',
 ]);
 
 /** Dropped from upstream responses: hop-by-hop, framing (Node re-frames the body), and Server (replaced by ours, as nginx does). */

@@ -1,6 +1,12 @@
 // HTTP listeners of a worker. Every worker binds the same ports with SO_REUSEPORT, so the kernel
 // spreads connections and no accept loop or IPC hop sits in front of the workers.
+//
+// With apisix.enable_http2 (the default, as in APISIX 3.9+), a TLS listener offers h2 and http/1.1
+// by ALPN on one port, and a plain listener serves HTTP/1.1 and prior-knowledge h2c on one port
+// (the client's first bytes tell them apart, as nginx's `http2 on` does). Both protocols reach the
+// same handler through Node's compatibility API.
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net, { type Socket } from 'node:net';
 import type tls from 'node:tls';
@@ -8,6 +14,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ServedSsl } from '../snapshot/ssl.ts';
 import type { ListenerInfo } from './context.ts';
 import type { RequestHandler } from './handler.ts';
+import { H2Response, isHttp2Request, prepareHttp2Request, routeByPreface } from './http2.ts';
 import { htmlErrorPage, sendStatus } from './responses.ts';
 import { chainDepth, DEFAULT_TLS, TlsFront, type TlsSettings } from './tls-front.ts';
 
@@ -25,16 +32,36 @@ export interface ServerLimits {
   headerTimeoutMs: number;
   /** Request line + headers larger than this are refused. */
   maxHeaderBytes: number;
+  /** HTTP/2 on the listeners (apisix.enable_http2): ALPN h2 on TLS, prior-knowledge h2c on plain ports. */
+  http2: boolean;
 }
+
+/** nginx's http2_max_concurrent_streams. */
+const MAX_CONCURRENT_STREAMS = 128;
+
+/** A bound port and the servers behind it. */
+interface Listener {
+  /** The server bound to the port. */
+  server: net.Server;
+  /** HTTP/1 and h2c servers fed by a plain listener that tells them apart (they never listen themselves). */
+  http1?: http.Server;
+  h2?: http2.Http2Server;
+}
+
+type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 export class ProxyServer {
   readonly #handler: RequestHandler;
-  /** The listening servers: HTTP ones for plain ports, TCP fronts for TLS ports. */
-  readonly #servers: net.Server[] = [];
-  /** The plain HTTP listeners. */
-  readonly #httpServers = new Set<http.Server>();
+  readonly #listeners: Listener[] = [];
   readonly #limits: ServerLimits;
+  /** Client connections (TLS ones once their handshake is done), for the drain. */
   readonly #sockets = new Set<Socket>();
+  /** TLS connections still in their handshake (and the TCP sockets under TLS ones): closed only at the end of a drain. */
+  readonly #rawTls = new Set<Socket>();
+  /** Connections speaking HTTP/2: their sessions drain by GOAWAY, not by the idle check. */
+  readonly #h2Sockets = new WeakSet<Socket>();
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
   #draining = false;
 
   constructor(handler: RequestHandler, limits: ServerLimits) {
@@ -46,10 +73,12 @@ export class ProxyServer {
    * Opens the plain listeners, and the TLS ones: a TLS listener reads each ClientHello and passes the
    * connection to the TLS server of the SSL the server name picks (see tls-front.ts).
    */
-  async listen(addresses: readonly ListenAddress[], reusePort: boolean, tlsAddresses: readonly ListenAddress[] = [], tlsSettings: TlsSettings = DEFAULT_TLS): Promise<void> {
+  async listen(addresses: readonly ListenAddress[], reusePort: boolean, tlsAddresses: readonly ListenAddress[] = [], tlsSettings?: TlsSettings): Promise<void> {
     const all = [...addresses.map((a) => [a, false] as const), ...tlsAddresses.map((a) => [a, true] as const)];
     for (const [addr, secure] of all) {
-      const server = secure ? this.#createTlsListener(addr.port, tlsSettings) : this.#createServer({ scheme: 'http', port: addr.port });
+      const info: ListenerInfo = { scheme: secure ? 'https' : 'http', port: addr.port };
+      const listener = secure ? this.#createTlsListener(info, tlsSettings ?? DEFAULT_TLS) : this.#createPlainListener(info);
+      const server = listener.server;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen({ host: addr.ip, port: addr.port, reusePort, ipv6Only: addr.ip === '::' }, () => {
@@ -57,35 +86,13 @@ export class ProxyServer {
           resolve();
         });
       });
-      this.#servers.push(server);
+      this.#listeners.push(listener);
     }
   }
 
-  /** A TLS port: plain TCP until the ClientHello was read, then the chosen SSL's TLS server. */
-  #createTlsListener(port: number, settings: TlsSettings): net.Server {
-    const front = new TlsFront(
-      settings,
-      (options, ssl) => this.#createServer({ scheme: 'https', port, ssl }, options) as unknown as tls.Server,
-      () => this.#handler.snapshot.ssl,
-      this.#limits.headerTimeoutMs,
-      (level, message) => this.#handler.options.log(level, message),
-    );
-    const listener = net.createServer({ noDelay: true }, (socket) => front.accept(socket));
-    this.#track(listener);
-    return listener;
-  }
-
-  /** Sockets are tracked for the drain: plain ones as accepted, TLS ones once their handshake is done. */
-  #track(server: net.Server | tls.Server, event: 'connection' | 'secureConnection' = 'connection'): void {
-    server.on(event, (socket: Socket) => {
-      this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
-    });
-  }
-
-  #createServer(listener: ListenerInfo, tlsOptions?: tls.TlsOptions): http.Server {
-    const handler = this.#handler;
-    const options: http.ServerOptions = {
+  /** HTTP/1 server options (nginx's client limits). */
+  #http1Options(): http.ServerOptions {
+    return {
       keepAliveTimeout: this.#limits.keepAliveTimeoutMs,
       headersTimeout: this.#limits.headerTimeoutMs,
       requestTimeout: 0, // bodies stream: a long upload is not an error
@@ -93,18 +100,40 @@ export class ProxyServer {
       maxHeaderSize: this.#limits.maxHeaderBytes,
       noDelay: true,
     };
-    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      // Draining: answer, then close, so keep-alive clients move to another worker cleanly.
-      if (this.#draining) res.shouldKeepAlive = false;
+  }
+
+  /** HTTP/2 session options: nginx's stream limit, and room for more header lines than Node's default 128. */
+  #http2Options(): http2.ServerOptions {
+    return {
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+      maxHeaderListPairs: 1024,
+      Http2ServerResponse: H2Response as typeof http2.Http2ServerResponse,
+    };
+  }
+
+  #onRequest(listener: ListenerInfo): (req: AnyRequest, res: AnyResponse) => void {
+    const handler = this.#handler;
+    return (req, res) => {
+      if (isHttp2Request(req)) {
+        prepareHttp2Request(req);
+      } else if (this.#draining) {
+        // Draining: answer, then close, so keep-alive clients move to another worker cleanly.
+        (res as http.ServerResponse).shouldKeepAlive = false;
+      }
       try {
-        handler.handle(req, res, listener);
+        // The compatibility API gives HTTP/2 requests the reading and writing methods the request path uses.
+        handler.handle(req as http.IncomingMessage, res as http.ServerResponse, listener);
       } catch (err) {
         // A bug must cost one request, not the worker: answer 500 and log it.
         handler.options.log('error', `request ${req.method} ${req.url} failed: ${(err as Error).stack ?? err}`);
-        sendStatus(res, 500, undefined, undefined, handler.options.serverHeader);
+        sendStatus(res as http.ServerResponse, 500, undefined, undefined, handler.options.serverHeader);
       }
     };
-    const server = tlsOptions ? https.createServer({ ...options, ...tlsOptions }, onRequest) : http.createServer(options, onRequest);
+  }
+
+  /** WebSocket and other upgrades (HTTP/1.1 only) and malformed HTTP/1 requests. */
+  #onHttp1Events(server: net.Server, listener: ListenerInfo): void {
+    const handler = this.#handler;
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       try {
         handler.handleUpgrade(req, socket, head, listener);
@@ -114,32 +143,113 @@ export class ProxyServer {
       }
     });
     server.on('clientError', onClientError);
-    // A handshake that failed (no certificate for the name, a protocol refused) ends that connection only.
+  }
+
+  #track(socket: Socket, set = this.#sockets): void {
+    set.add(socket);
+    socket.once('close', () => set.delete(socket));
+  }
+
+  /** An HTTP/2 connection: GOAWAY on drain, closed after keepalive_timeout without streams. */
+  #onSession(session: http2.ServerHttp2Session): void {
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+    let open = 0;
+    session.on('stream', (stream: http2.ServerHttp2Stream) => {
+      open++;
+      stream.once('close', () => open--);
+    });
+    // nginx's keepalive_timeout for HTTP/2: a connection with no stream for that long is closed.
+    session.setTimeout(this.#limits.keepAliveTimeoutMs, () => {
+      if (open === 0) session.close();
+    });
+    if (this.#draining) session.close();
+  }
+
+  #createPlainListener(listener: ListenerInfo): Listener {
+    const onRequest = this.#onRequest(listener);
+    const http1 = http.createServer(this.#http1Options(), onRequest);
+    this.#onHttp1Events(http1, listener);
+    if (!this.#limits.http2) {
+      http1.on('connection', (socket: Socket) => this.#track(socket));
+      return { server: http1 };
+    }
+    const h2 = http2.createServer(this.#http2Options(), onRequest);
+    h2.on('session', (session: http2.ServerHttp2Session) => this.#onSession(session));
+    // The HTTP/1 server never listens: start its connection bookkeeping (header and keep-alive timeouts) by hand.
+    http1.emit('listening');
+    const front = net.createServer({ noDelay: true }, (socket) => {
+      this.#track(socket);
+      routeByPreface(socket, this.#limits.headerTimeoutMs, (s) => http1.emit('connection', s), (s) => {
+        this.#h2Sockets.add(s);
+        h2.emit('connection', s);
+      });
+    });
+    return { server: front, http1, h2 };
+  }
+
+  /** A TLS port: plain TCP until the ClientHello was read, then the chosen SSL's TLS server. */
+  #createTlsListener(listener: ListenerInfo, settings: TlsSettings): Listener {
+    const front = new TlsFront(
+      settings,
+      (options, ssl) => this.#createTlsServer({ ...listener, ssl }, options),
+      () => this.#handler.snapshot.ssl,
+      this.#limits.headerTimeoutMs,
+      (level, message) => this.#handler.options.log(level, message),
+    );
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      this.#track(socket, this.#rawTls);
+      front.accept(socket);
+    });
+    return { server };
+  }
+
+  /** The TLS server of one SSL certificate (made by the front, never listening itself). */
+  #createTlsServer(listener: ListenerInfo, tlsOptions: tls.TlsOptions): tls.Server {
+    const handler = this.#handler;
+    const onRequest = this.#onRequest(listener);
+    let server: tls.Server;
+    if (this.#limits.http2) {
+      // ALPN: h2 or http/1.1, whichever the client prefers, on the same port.
+      const h2 = http2.createSecureServer({ ...this.#http1Options(), ...this.#http2Options(), ...tlsOptions, allowHTTP1: true }, onRequest);
+      h2.on('session', (session: http2.ServerHttp2Session) => this.#onSession(session));
+      // http2's own handler turns handshake failures into clientError (an HTTP/1 answer): ours below ends them.
+      h2.removeAllListeners('tlsClientError');
+      server = h2;
+    } else {
+      server = https.createServer({ ...this.#http1Options(), ...tlsOptions, ALPNProtocols: ['http/1.1'] }, onRequest);
+    }
+    this.#onHttp1Events(server, listener);
+    // A handshake that failed (a protocol refused, a client certificate missing) ends that connection only.
     server.on('tlsClientError', (err: Error, socket: Socket) => {
       handler.options.log('info', `TLS handshake failed for ${socket.remoteAddress}: ${err.message}`);
       socket.destroy();
     });
-    if (listener.ssl?.client) enforceDepth(server as unknown as tls.Server, listener.ssl);
-    this.#track(server, tlsOptions ? 'secureConnection' : 'connection');
-    // TLS servers are per SSL and never listen: only plain ones are kept (TLS sockets are tracked).
-    if (!tlsOptions) this.#httpServers.add(server);
+    if (listener.ssl?.client) enforceDepth(server, listener.ssl);
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      // From here on the TLS socket is the connection the drain watches (HTTP/1 marks it busy).
+      this.#track(socket);
+      if (socket.alpnProtocol === 'h2') this.#h2Sockets.add(socket);
+    });
     return server;
   }
 
   /** Bound ports (for listeners opened on port 0). */
   get ports(): number[] {
-    return this.#servers.map((s) => (s.address() as { port: number }).port);
+    return this.#listeners.map((l) => (l.server.address() as { port: number }).port);
   }
 
   /**
    * Stops accepting and drains: in-flight requests finish (up to `graceMs`), every further response on
-   * a kept-alive connection says `Connection: close`, and connections left idle are closed once they
-   * have been quiet for a moment, so a client is never cut while sending its next request.
+   * a kept-alive HTTP/1 connection says `Connection: close`, HTTP/2 connections get GOAWAY (their open
+   * streams finish), and HTTP/1 connections left idle are closed once they have been quiet for a
+   * moment, so a client is never cut while sending its next request.
    */
   async close(graceMs: number): Promise<void> {
     this.#draining = true;
     // net.Server's close, not http.Server's: the latter also drops idle keep-alive connections at once.
-    for (const s of this.#servers) net.Server.prototype.close.call(s);
+    for (const l of this.#listeners) net.Server.prototype.close.call(l.server);
+    for (const session of this.#sessions) session.close();
     // A connection is quiet when its byte counters stopped moving; the bookkeeping lives here, in the
     // drain, so serving a request costs nothing extra.
     const seen = new Map<Socket, { bytes: number; since: number }>();
@@ -147,6 +257,7 @@ export class ProxyServer {
     while (this.#sockets.size > 0 && performance.now() < deadline) {
       const now = performance.now();
       for (const socket of this.#sockets) {
+        if (this.#h2Sockets.has(socket)) continue;
         const bytes = socket.bytesRead + socket.bytesWritten;
         const last = seen.get(socket);
         if (!last || last.bytes !== bytes) {
@@ -159,7 +270,14 @@ export class ProxyServer {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     for (const socket of this.#sockets) socket.destroy();
-    for (const s of this.#httpServers) s.closeAllConnections();
+    for (const socket of this.#rawTls) socket.destroy();
+    for (const session of this.#sessions) session.destroy();
+    for (const l of this.#listeners) {
+      const http1 = l.http1 ?? (l.server instanceof http.Server ? l.server : undefined);
+      http1?.closeAllConnections();
+      // The HTTP/1 server behind a plain HTTP/2 listener stops its connection checks here.
+      l.http1?.close();
+    }
   }
 }
 

@@ -89,7 +89,7 @@ function checkMetadata(name: string | undefined, value: unknown, options: CheckO
 }
 
 function checkUpstreamSupport(up: Upstream, prefix: string): string | undefined {
-  if (up.scheme && up.scheme !== 'http' && up.scheme !== 'https') return unsupported(`${prefix}scheme`, `scheme "${up.scheme}" arrives with a later release; use http or https`);
+  if (up.scheme && up.scheme !== 'http' && up.scheme !== 'https' && up.scheme !== 'grpc' && up.scheme !== 'grpcs') return unsupported(`${prefix}scheme`, `scheme "${up.scheme}" arrives with a later release; use http, https, grpc or grpcs`);
   if (up.discovery_type !== undefined) return unsupported(`${prefix}discovery_type`, 'service discovery is not available yet; list `nodes`');
   return undefined;
 }

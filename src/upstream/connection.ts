@@ -26,11 +26,13 @@ export interface ConnectTarget {
   /** Verify the node's certificate (upstream `tls.verify`) against `ca` (the system store when undefined). */
   verify?: boolean;
   ca?: string;
+  /** ALPN protocols offered over TLS; HTTP/1.1 when undefined (HTTP/2 sessions offer h2). */
+  alpn?: string[];
 }
 
 /**
  * Opens a socket to a node: TLS with its server name, client certificate and verification settings
- * for `https`, plain TCP otherwise. Ready on `secureConnect` / `connect` respectively.
+ * for `https` and `grpcs`, plain TCP otherwise. Ready on `secureConnect` / `connect` respectively.
  */
 export function connectToNode(target: ConnectTarget): net.Socket {
   return target.tls
@@ -42,7 +44,7 @@ export function connectToNode(target: ConnectTarget): net.Socket {
         ca: target.ca,
         cert: target.clientCert?.cert,
         key: target.clientCert?.key,
-        ALPNProtocols: ['http/1.1'],
+        ALPNProtocols: target.alpn ?? ['http/1.1'],
       })
     : net.connect({ host: target.host, port: target.port, noDelay: true });
 }

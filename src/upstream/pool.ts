@@ -94,11 +94,18 @@ export class NodePool {
 
 const pools = new Map<string, NodePool>();
 
+/**
+ * What tells connections to a node apart: the address, the server name and, over TLS, the client
+ * certificate, the verification and the trusted CAs (connections made otherwise are not interchangeable).
+ */
+export function connectTargetKey(target: ConnectTarget): string {
+  const tlsKey = target.tls ? `|${target.verify ? 'v' : ''}|${target.clientCert ? fingerprint(target.clientCert.cert) : ''}|${target.ca ? fingerprint(target.ca) : ''}` : '';
+  return `${target.tls ? 's' : ''}${target.host}:${target.port}|${target.servername ?? ''}${tlsKey}`;
+}
+
 /** The shared pool for a node with these settings. */
 export function poolFor(target: ConnectTarget, options: PoolOptions): NodePool {
-  // Connections made with another client certificate or verification setting are not interchangeable.
-  const tlsKey = target.tls ? `|${target.verify ? 'v' : ''}|${target.clientCert ? fingerprint(target.clientCert.cert) : ''}|${target.ca ? fingerprint(target.ca) : ''}` : '';
-  const key = `${target.tls ? 's' : ''}${target.host}:${target.port}|${target.servername ?? ''}|${options.size}|${options.idleTimeoutMs}|${options.maxRequests}${tlsKey}`;
+  const key = `${connectTargetKey(target)}|${options.size}|${options.idleTimeoutMs}|${options.maxRequests}`;
   let pool = pools.get(key);
   if (!pool) {
     pool = new NodePool(target, options);

@@ -64,6 +64,7 @@ export function serverLimits(config: NodeConfig): ServerLimits {
     headerTimeoutMs: parseDurationSeconds(http.client_header_timeout) * 1000,
     // nginx: large_client_header_buffers 4 8k (request line and headers together fit 32 KiB)
     maxHeaderBytes: 32 * 1024,
+    http2: config.apisix.enable_http2,
   };
 }
 

@@ -10,6 +10,7 @@ import { attachHealthMemory } from '../shm/health.ts';
 import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
 import { setHealthNotifier } from '../upstream/health/index.ts';
+import { closeAllSessions } from '../upstream/h2-session.ts';
 import { closeAllIdle } from '../upstream/pool.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.ts';
@@ -88,6 +89,7 @@ function onMessage(msg: MainToWorker): void {
       server.close(msg.graceMs).then(async () => {
         await handler.accessLog?.close();
         closeAllIdle();
+        closeAllSessions();
         post({ type: 'stopped' });
         port.close();
       });

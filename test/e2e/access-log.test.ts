@@ -1,6 +1,8 @@
 // The access log: APISIX's default line, a custom format with JSON escaping, one line per request
 // from every worker, and SIGUSR1 reopening the file after a rotation.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -54,6 +56,18 @@ describe('access log: the default format, two workers, rotation', () => {
     const answers = await Promise.all(Array.from({ length: n }, () => request(gw.url('/hello'), { headers: { Connection: 'close' } })));
     assert.ok(answers.every((a) => a.status === 200));
     await waitFor(() => readLines(file).length === before + n, 5000, `${n} more lines`);
+  });
+
+  it('logs HTTP/2 requests with the size of their own answer', async () => {
+    // asynchronously: the upstream answering curl lives in this process
+    const { stdout: out } = await promisify(execFile)('curl', ['-s', '--http2-prior-knowledge', '-o', '/dev/null', '-w', '%{http_version} %{http_code} %{size_download}', gw.url('/hello?proto=h2')], { encoding: 'utf8' });
+    const [version, code, size] = out.split(' ');
+    assert.deepEqual([version, code], ['2', '200']);
+    await waitFor(() => readLines(file).some((l) => l.includes('proto=h2')), 5000, 'the HTTP/2 line');
+    const line = readLines(file).find((l) => l.includes('proto=h2'))!;
+    const match = /"GET \/hello\?proto=h2 HTTP\/2\.0" 200 (\d+) /.exec(line);
+    assert.ok(match, line);
+    assert.equal(match[1], size);
   });
 
   it('SIGUSR1 reopens the file after it was moved away', async () => {
