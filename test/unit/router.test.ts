@@ -77,7 +77,7 @@ describe('path forms', () => {
       route('ext', '/file/:dir/*'),
       route('two', '/org/:org/repo/:repo'),
     ]);
-    assert.deepEqual(r.match(req('/user/alice')), { id: 'name', value: 'v-name', params: { name: 'alice' } });
+    assert.deepEqual(r.match(req('/user/alice')), { id: 'name', value: 'v-name', path: '/user/:name', params: { name: 'alice' } });
     assert.deepEqual(r.match(req('/user/alice/edit/now'))?.params, { name: 'alice', action: 'edit/now' });
     assert.deepEqual(r.match(req('/user/alice/'))?.params, { name: 'alice', action: '' });
     assert.deepEqual(r.match(req('/file/img/a/b.png'))?.params, { dir: 'img', ':ext': 'a/b.png' });
@@ -99,8 +99,8 @@ describe('path forms', () => {
 
   it('reports no params for exact or plain prefix matches', () => {
     const r = build('radixtree_uri_with_parameter', [route('e', '/x'), route('p', '/y/*')]);
-    assert.deepEqual(r.match(req('/x')), { id: 'e', value: 'v-e' });
-    assert.deepEqual(r.match(req('/y/z')), { id: 'p', value: 'v-p' });
+    assert.deepEqual(r.match(req('/x')), { id: 'e', value: 'v-e', path: '/x' });
+    assert.deepEqual(r.match(req('/y/z')), { id: 'p', value: 'v-p', path: '/y/*' });
   });
 });
 
@@ -470,7 +470,7 @@ describe('data structures', () => {
     specs.push(route('prefix', '/users/*', { priority: 1, methods: ['DELETE'] }));
     specs.push(route('mid', '/users/*/tail'));
     const r = build('radixtree_uri_with_parameter', specs);
-    assert.deepEqual(r.match(req('/users/42/r150')), { id: 'r150', value: 'v-r150', params: { id: '42' } });
+    assert.deepEqual(r.match(req('/users/42/r150')), { id: 'r150', value: 'v-r150', path: '/users/:id/r150', params: { id: '42' } });
     assert.deepEqual(r.match(req('/users/42/r5/a/b'))?.params, { id: '42', rest: 'a/b' });
     assert.equal(hit(r, '/users/42/r150', { method: 'DELETE' }), 'prefix');
     assert.equal(hit(r, '/users/1/2/tail'), 'mid');
