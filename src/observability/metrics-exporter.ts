@@ -24,6 +24,15 @@ export async function collectFamilies(store: MetricsStore, prefix: string, facts
     if (!family) families.set(series.name, (family = { name: series.name, help: series.help, type: series.type, samples: [] }));
     family.samples.push({ labelNames: series.labelNames, labelValues: series.labelValues, value, sum, buckets, bounds: series.buckets });
   }
+  // stub_status' reading/waiting: nothing here reads a request head separately, so `reading` is 0 and
+  // `waiting` is every open connection without a request in flight.
+  const connections = families.get(`${prefix}nginx_http_current_connections`);
+  if (connections) {
+    const state = (name: string) => connections.samples.find((s) => s.labelValues[0] === name)?.value ?? 0;
+    const waiting = Math.max(0, state('active') - state('writing'));
+    connections.samples = connections.samples.filter((s) => s.labelValues[0] !== 'waiting' && s.labelValues[0] !== 'reading');
+    connections.samples.push({ labelNames: ['state'], labelValues: ['reading'], value: 0 }, { labelNames: ['state'], labelValues: ['waiting'], value: waiting });
+  }
   const gauge = (name: string, help: string, samples: MetricFamily['samples']) => {
     families.set(`${prefix}${name}`, { name: `${prefix}${name}`, help, type: 'gauge', samples });
   };

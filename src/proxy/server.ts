@@ -11,6 +11,7 @@ import https from 'node:https';
 import net, { type Socket } from 'node:net';
 import type tls from 'node:tls';
 import { STATUS_CODES } from 'node:http';
+import type { ConnectionMetrics } from '../observability/connection-metrics.ts';
 import type { ServedSsl } from '../snapshot/ssl.ts';
 import type { ListenerInfo } from './context.ts';
 import type { RequestHandler } from './handler.ts';
@@ -64,9 +65,13 @@ export class ProxyServer {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   #draining = false;
 
-  constructor(handler: RequestHandler, limits: ServerLimits) {
+  readonly #metrics: ConnectionMetrics | undefined;
+
+  /** `metrics`: connection and request counts for the prometheus exporter; undefined when it is off. */
+  constructor(handler: RequestHandler, limits: ServerLimits, metrics?: ConnectionMetrics) {
     this.#handler = handler;
     this.#limits = limits;
+    this.#metrics = metrics;
   }
 
   /**
@@ -120,6 +125,7 @@ export class ProxyServer {
         // Draining: answer, then close, so keep-alive clients move to another worker cleanly.
         (res as http.ServerResponse).shouldKeepAlive = false;
       }
+      this.#metrics?.request(res);
       try {
         // The compatibility API gives HTTP/2 requests the reading and writing methods the request path uses.
         handler.handle(req as http.IncomingMessage, res as http.ServerResponse, listener);
@@ -171,7 +177,10 @@ export class ProxyServer {
     const http1 = http.createServer(this.#http1Options(), onRequest);
     this.#onHttp1Events(http1, listener);
     if (!this.#limits.http2) {
-      http1.on('connection', (socket: Socket) => this.#track(socket));
+      http1.on('connection', (socket: Socket) => {
+        this.#track(socket);
+        this.#metrics?.accepted(socket);
+      });
       return { server: http1 };
     }
     const h2 = http2.createServer(this.#http2Options(), onRequest);
@@ -180,6 +189,7 @@ export class ProxyServer {
     http1.emit('listening');
     const front = net.createServer({ noDelay: true }, (socket) => {
       this.#track(socket);
+      this.#metrics?.accepted(socket);
       routeByPreface(socket, this.#limits.headerTimeoutMs, (s) => http1.emit('connection', s), (s) => {
         this.#h2Sockets.add(s);
         h2.emit('connection', s);
@@ -199,6 +209,7 @@ export class ProxyServer {
     );
     const server = net.createServer({ noDelay: true }, (socket) => {
       this.#track(socket, this.#rawTls);
+      this.#metrics?.accepted(socket);
       front.accept(socket);
     });
     return { server };

@@ -5,7 +5,8 @@ import { destroyReplaced, loadCatalog, type PluginCatalog } from '../plugins/reg
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
 import { AccessLog } from '../observability/access-log.ts';
-import { attachMetricsMemory } from '../observability/metrics-store.ts';
+import { ConnectionMetrics } from '../observability/connection-metrics.ts';
+import { attachMetricsMemory, metricsStore } from '../observability/metrics-store.ts';
 import { attachHealthMemory } from '../shm/health.ts';
 import { attachSharedMemory } from '../shm/table.ts';
 import { Snapshot } from '../snapshot/index.ts';
@@ -46,7 +47,9 @@ function newSnapshot(config: WorkerInit['config'], catalog: PluginCatalog): Snap
 
 let config = init.config;
 const handler = new RequestHandler(newSnapshot(config, await loadPluginCatalog(init.plugins, init.pluginDir, false)), handlerOptions(config));
-const server = new ProxyServer(handler, serverLimits(init.config));
+// Connection counts for the prometheus exporter, kept only while the plugin is enabled (as APISIX's stub_status is only exported then).
+const prometheusPrefix = ((init.config.plugin_attr?.prometheus as { metric_prefix?: string } | undefined)?.metric_prefix) ?? 'apisix_';
+const server = new ProxyServer(handler, serverLimits(init.config), init.plugins.includes('prometheus') ? new ConnectionMetrics(metricsStore(), prometheusPrefix) : undefined);
 const accessLogConf = accessLogSettings(config, init.prefix);
 handler.accessLog = accessLogConf && new AccessLog(accessLogConf, (message) => log('error', message));
 
