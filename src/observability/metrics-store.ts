@@ -139,14 +139,18 @@ export class MetricsStore implements MetricsRegistry {
 
   gauge(name: string, help: string, labelNames: readonly string[]): Gauge {
     const series = (labelValues: readonly string[]) => this.#seriesSlots(name, help, 'gauge', labelNames, labelValues);
+    const set = (s: SeriesSlots, value: number) => {
+      if (!this.#values.setAt(s.ref, 0, value)) this.#values.setAt(this.#relocated(s).ref, 0, value);
+    };
+    const add = (s: SeriesSlots, value: number) => {
+      if (!this.#values.addAt(s.ref, 0, value)) this.#values.addAt(this.#relocated(s).ref, 0, value);
+    };
     return {
-      set: (value, labelValues = []) => {
+      set: (value, labelValues = []) => set(series(labelValues), value),
+      inc: (value, labelValues = []) => add(series(labelValues), value),
+      labels: (labelValues) => {
         const s = series(labelValues);
-        if (!this.#values.setAt(s.ref, 0, value)) this.#values.setAt(this.#relocated(s).ref, 0, value);
-      },
-      inc: (value, labelValues = []) => {
-        const s = series(labelValues);
-        if (!this.#values.addAt(s.ref, 0, value)) this.#values.addAt(this.#relocated(s).ref, 0, value);
+        return { set: (value) => set(s, value), inc: (value) => add(s, value) };
       },
     };
   }

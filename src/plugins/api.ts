@@ -191,6 +191,8 @@ export interface Counter {
 export interface Gauge {
   set(value: number, labelValues?: readonly string[]): void;
   inc(value: number, labelValues?: readonly string[]): void;
+  /** The series of these label values, bound (see Counter.labels). */
+  labels(labelValues: readonly string[]): { set(value: number): void; inc(value: number): void };
 }
 
 /** A Prometheus histogram with fixed bucket bounds (`+Inf` is implied). */

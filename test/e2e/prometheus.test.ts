@@ -149,6 +149,49 @@ describe('prometheus: per-request metrics across workers', () => {
   });
 });
 
+describe('prometheus: logger queues', () => {
+  let up: Upstream;
+  let gw: Gateway;
+  let sink: import('node:http').Server;
+
+  before(async () => {
+    const http = await import('node:http');
+    // A log sink that takes the connection and never answers: entries wait in the batch processor.
+    sink = http.createServer(() => {});
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+    const sinkPort = (sink.address() as import('node:net').AddressInfo).port;
+    up = await startUpstream();
+    gw = await startGateway({
+      workers: 2,
+      metrics: true,
+      routes: {
+        routes: [{
+          id: 'logged',
+          uri: '/hello',
+          plugins: { 'http-logger': { uri: `http://127.0.0.1:${sinkPort}/logs`, batch_max_size: 1, timeout: 30 } },
+          upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } },
+        }],
+      },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+    sink?.closeAllConnections();
+    sink?.close();
+  });
+
+  it('apisix_batch_process_entries counts the entries a logger still holds, over every worker', async () => {
+    const n = 6;
+    const answers = await Promise.all(Array.from({ length: n }, () => request(gw.url('/hello'), { headers: { Connection: 'close' } })));
+    assert.ok(answers.every((a) => a.status === 200));
+    const labels = { name: 'http-logger', route_id: 'logged', server_addr: '' };
+    const body = await scrapeWhen(gw, (text) => value(text, 'apisix_batch_process_entries', labels) === n);
+    assert.equal(value(body, 'apisix_batch_process_entries', labels), n);
+  });
+});
+
 describe('prometheus: plugin_attr (metric_prefix, export_uri, extra labels, buckets)', () => {
   let up: Upstream;
   let gw: Gateway;

@@ -141,11 +141,15 @@ export class BatchProcessor<E> {
   #retrying = 0;
   #onIdle: (() => void) | undefined;
 
-  constructor(manager: BatchManager, conf: BatchConf, send: BatchSender<E>, log: BatchLog) {
+  /** Its entries still to deliver, in the node's metrics (prometheus' `batch_process_entries`). */
+  readonly #pendingGauge: { inc(value: number): void } | undefined;
+
+  constructor(manager: BatchManager, conf: BatchConf, send: BatchSender<E>, log: BatchLog, pendingGauge?: { inc(value: number): void }) {
     this.#manager = manager;
     this.conf = conf;
     this.#send = send;
     this.#log = log;
+    this.#pendingGauge = pendingGauge;
   }
 
   /** Entries not yet delivered or dropped (buffered, queued, being sent or waiting to retry). */
@@ -155,6 +159,7 @@ export class BatchProcessor<E> {
 
   push(entry: E): void {
     this.#manager.pending++;
+    this.#pendingGauge?.inc(1);
     this.#manager.busy.add(this as BatchProcessor<unknown>);
     const conf = this.conf;
     if (conf.batch_max_size === 1) {
@@ -234,6 +239,7 @@ export class BatchProcessor<E> {
     sending.then(
       () => {
         this.#manager.pending -= batch.entries.length;
+        this.#pendingGauge?.inc(-batch.entries.length);
         this.#manager.sent += batch.entries.length;
         this.#settled();
       },
@@ -263,6 +269,7 @@ export class BatchProcessor<E> {
       return;
     }
     this.#manager.pending -= batch.entries.length;
+    this.#pendingGauge?.inc(-batch.entries.length);
     this.#manager.failed += batch.entries.length;
     this.#log('error', `Batch Processor[${name}] exceeded the max_retry_count[${batch.retries}] dropping the entries`);
   }

@@ -66,7 +66,12 @@ export function defineBatchLogger<C extends LoggerConf, E = Record<string, unkno
   const processorOf = (state: LoggerState<C, E>): BatchProcessor<E> => {
     if (state.processor) return state.processor;
     const sink = (state.sink ??= spec.sink(state.conf, state.env));
-    state.processor = new BatchProcessor<E>(manager, state.conf, (entries, max) => sink.send(entries, max), state.env.log);
+    const owner = state.env.owner;
+    // APISIX's gauge: entries waiting per logger and route, summed over the workers.
+    const pending = state.env.metrics
+      .gauge('apisix_batch_process_entries', 'batch process remaining entries', ['name', 'route_id', 'server_addr'])
+      .labels([spec.name, owner.kind === 'route' ? owner.id : '', '']);
+    state.processor = new BatchProcessor<E>(manager, state.conf, (entries, max) => sink.send(entries, max), state.env.log, pending);
     return state.processor;
   };
 
