@@ -165,6 +165,15 @@ export interface PluginContext {
   /** The node picked for the current try (`before_proxy` on). */
   readonly balancerIp: string | undefined;
   readonly balancerPort: number | undefined;
+  /** `performance.now()` when the current (or last) try's request started toward its node; undefined before. */
+  readonly upstreamStartTime: number | undefined;
+  /** Milliseconds from the last try's start to the end of the upstream's response; undefined until then. */
+  readonly upstreamResponseTime: number | undefined;
+  /**
+   * Sets a request variable that later phases, other plugins and the access log read with `get`
+   * (APISIX's `ngx.var.<name> = value`); `undefined` unsets it. Built-in variables keep their values.
+   */
+  setVar(name: string, value: string | undefined): void;
   log(level: LogLevel, message: string): void;
 }
 

@@ -95,6 +95,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   upstreamStatus: number | undefined;
   /** `$upstream_status` when more than one try was made (`502, 200`); undefined after a single try. */
   upstreamStatusList: string | undefined;
+  /** `performance.now()` when the current (or last) try's request started toward its node. */
+  upstreamStartTime: number | undefined;
   /** Milliseconds from the last try's start to the upstream's response head / its end. */
   upstreamHeaderTime: number | undefined;
   upstreamResponseTime: number | undefined;
@@ -113,6 +115,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   #args: Map<string, string | string[]> | undefined;
   #cookies: Map<string, string> | undefined;
   #underscoreNames: boolean | undefined;
+  /** Variables set by plugins (`setVar`). */
+  #vars: Map<string, string> | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, uri: string, queryString: string, listener: ListenerInfo, realIp: RealIpSettings | undefined) {
     this.req = req;
@@ -169,6 +173,11 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     // Later reads (`http_*` variables, other plugins) see the change.
     if (value === undefined) delete this.req.headers[lower];
     else this.req.headers[lower] = typeof value === 'string' ? value : value.join(', ');
+  }
+
+  setVar(name: string, value: string | undefined): void {
+    if (value === undefined) this.#vars?.delete(name);
+    else (this.#vars ??= new Map()).set(name, value);
   }
 
   setUpstream(target: UpstreamTarget): void {
@@ -371,7 +380,7 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     if (name.startsWith('cookie_')) return this.cookies.get(name.slice(7));
     if (name.startsWith('sent_http_')) return this.#response?.headers.get(name.slice(10).replace(/_/g, '-'));
     if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
-    return undefined;
+    return this.#vars?.get(name);
   }
 
   /** What was written to the client for this request (its connection's count since the request began, for HTTP/1). */

@@ -173,7 +173,7 @@ export class GrpcExchange {
     const session = poolOf(this.upstream, node).acquire(this.timeouts.connect);
     this.#session = session;
     this.#attemptStart = performance.now();
-    this.#sentAt = this.#attemptStart;
+    this.ctx.upstreamStartTime = this.#sentAt = this.#attemptStart;
     this.upstream.balancer.started?.(node);
     let stream: http2.ClientHttp2Stream;
     try {

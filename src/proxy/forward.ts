@@ -161,7 +161,7 @@ export class Exchange implements ConnectionOwner {
     conn.attach(this, this.#headOnly);
     // connect timeout until connected, then send timeout while the body streams, then read timeout.
     conn.setTimeout(!conn.connected ? this.timeouts.connect : this.#bodyComplete ? this.timeouts.read : this.#sendPhaseTimeout());
-    this.#sentAt = performance.now();
+    ctx.upstreamStartTime = this.#sentAt = performance.now();
     this.#writeHead(conn, node);
     if (conn.connected) this.#startBody();
   }
