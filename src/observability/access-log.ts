@@ -24,19 +24,24 @@ export interface VariableSource {
 }
 
 /** A format compiled once: literals and variable names alternate. */
-export type LineFormat = (vars: VariableSource) => string;
+export type LineFormat<S = VariableSource> = (vars: S) => string;
+
+/** Picks, once per variable of a format, how to read it from a source (the request context offers direct getters). */
+export type VariableAccessor<S> = (name: string) => (vars: S) => string | undefined;
+
+const byName: VariableAccessor<VariableSource> = (name) => (vars) => vars.get(name);
 
 /**
  * Compiles nginx's log_format: `$name` and `${name}` are variables (letters, digits, `_`); an
  * unset or empty variable prints `-`, as nginx does.
  */
-export function compileLogFormat(format: string, escape: LogEscape): LineFormat {
-  const parts: Array<string | { name: string }> = [];
+export function compileLogFormat<S extends VariableSource>(format: string, escape: LogEscape, accessor: VariableAccessor<S> = byName): LineFormat<S> {
+  const parts: Array<string | ((vars: S) => string | undefined)> = [];
   const re = /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g;
   let last = 0;
   for (let m = re.exec(format); m; m = re.exec(format)) {
     if (m.index > last) parts.push(format.slice(last, m.index));
-    parts.push({ name: m[1] ?? m[2] });
+    parts.push(accessor(m[1] ?? m[2]));
     last = m.index + m[0].length;
   }
   if (last < format.length) parts.push(format.slice(last));
@@ -46,7 +51,7 @@ export function compileLogFormat(format: string, escape: LogEscape): LineFormat 
     for (const part of parts) {
       if (typeof part === 'string') line += part;
       else {
-        const value = vars.get(part.name);
+        const value = part(vars);
         line += value === undefined || value === '' ? '-' : escapeValue(value);
       }
     }
@@ -75,9 +80,9 @@ function escapeJson(value: string): string {
   });
 }
 
-export class AccessLog {
+export class AccessLog<S extends VariableSource = VariableSource> {
   readonly #settings: AccessLogSettings;
-  readonly #format: LineFormat;
+  readonly #format: LineFormat<S>;
   readonly #onError: (message: string) => void;
   #fd: number | undefined;
   #buffer: string[] = [];
@@ -87,15 +92,15 @@ export class AccessLog {
   #writing: Promise<void> = Promise.resolve();
   #failing = false;
 
-  constructor(settings: AccessLogSettings, onError: (message: string) => void) {
+  constructor(settings: AccessLogSettings, onError: (message: string) => void, accessor?: VariableAccessor<S>) {
     this.#settings = settings;
-    this.#format = compileLogFormat(settings.format, settings.escape);
+    this.#format = compileLogFormat(settings.format, settings.escape, accessor);
     this.#onError = onError;
     this.#open();
   }
 
   /** Formats one request's line; it reaches the file with the next flush. */
-  write(vars: VariableSource): void {
+  write(vars: S): void {
     const line = `${this.#format(vars)}\n`;
     this.#buffer.push(line);
     this.#buffered += line.length;

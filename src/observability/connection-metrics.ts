@@ -6,27 +6,39 @@ import type { Gauge, MetricsRegistry } from '../plugins/api.ts';
 
 export const CONNECTIONS_HELP = 'Number of HTTP connections';
 
+type Series = ReturnType<Gauge['labels']>;
+
 export class ConnectionMetrics {
-  readonly #connections: Gauge;
-  readonly #requests: Gauge;
+  readonly #accepted: Series;
+  readonly #handled: Series;
+  readonly #active: Series;
+  readonly #writing: Series;
+  readonly #requests: Series;
+  /** Shared listeners: registering them allocates nothing per connection or request. */
+  readonly #connectionClosed = (): void => this.#active.inc(-1);
+  readonly #responseClosed = (): void => this.#writing.inc(-1);
 
   constructor(registry: MetricsRegistry, prefix: string) {
-    this.#connections = registry.gauge(`${prefix}nginx_http_current_connections`, CONNECTIONS_HELP, ['state']);
-    this.#requests = registry.gauge(`${prefix}http_requests_total`, 'The total number of client requests since APISIX started', []);
+    const connections = registry.gauge(`${prefix}nginx_http_current_connections`, CONNECTIONS_HELP, ['state']);
+    this.#accepted = connections.labels(['accepted']);
+    this.#handled = connections.labels(['handled']);
+    this.#active = connections.labels(['active']);
+    this.#writing = connections.labels(['writing']);
+    this.#requests = registry.gauge(`${prefix}http_requests_total`, 'The total number of client requests since APISIX started', []).labels([]);
   }
 
   /** A client connection was accepted (counted once, before any TLS handshake). */
   accepted(socket: Socket): void {
-    this.#connections.inc(1, ['accepted']);
-    this.#connections.inc(1, ['handled']);
-    this.#connections.inc(1, ['active']);
-    socket.once('close', () => this.#connections.inc(-1, ['active']));
+    this.#accepted.inc(1);
+    this.#handled.inc(1);
+    this.#active.inc(1);
+    socket.on('close', this.#connectionClosed);
   }
 
   /** A request started; it is "writing" until its response is done. */
-  request(response: { once(event: 'close', listener: () => void): unknown }): void {
+  request(response: { on(event: 'close', listener: () => void): unknown }): void {
     this.#requests.inc(1);
-    this.#connections.inc(1, ['writing']);
-    response.once('close', () => this.#connections.inc(-1, ['writing']));
+    this.#writing.inc(1);
+    response.on('close', this.#responseClosed);
   }
 }

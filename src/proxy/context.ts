@@ -262,113 +262,8 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
   }
 
   get(name: string): string | undefined {
-    switch (name) {
-      case 'uri':
-        return this.uri;
-      case 'request_uri':
-        // APISIX replaces nginx's raw value with the normalised path and the query (apisix/init.lua),
-        // so `vars` and plugins cannot be fooled by `/./` or `%2e` tricks; the raw one stays as real_request_uri.
-        return this.queryString ? `${this.uri}?${this.queryString}` : this.uri;
-      case 'real_request_uri':
-        return this.requestUri;
-      case 'host':
-        return this.host;
-      case 'request_method':
-        return this.method;
-      case 'remote_addr':
-        return this.remoteAddr;
-      case 'realip_remote_addr':
-        return unmapIpv4(this.req.socket.remoteAddress ?? '');
-      case 'remote_port':
-        return String(this.remotePort);
-      case 'scheme':
-        return this.listener.scheme;
-      case 'server_port':
-        return String(this.listener.port);
-      case 'server_addr':
-        return unmapIpv4(this.req.socket.localAddress ?? '');
-      case 'server_protocol':
-        return `HTTP/${this.req.httpVersion}`;
-      case 'query_string':
-      case 'args':
-        return this.queryString;
-      case 'is_args':
-        return this.queryString ? '?' : '';
-      case 'content_type':
-        return this.req.headers['content-type'];
-      case 'content_length':
-        return this.req.headers['content-length'];
-      case 'http_host':
-        return this.hostHeader;
-      case 'route_id':
-        return this.routeId;
-      case 'route_name':
-        return this.routeName;
-      case 'matched_uri':
-        return this.matchedUri;
-      case 'matched_host':
-        return this.routeHosts && matchedHost(this.routeHosts, this.host);
-      case 'service_id':
-        return this.serviceId;
-      case 'service_name':
-        return this.serviceName;
-      case 'consumer_name':
-        return this.consumer?.username;
-      case 'consumer_group_id':
-        return this.consumer?.groupId;
-      case 'status': {
-        const status = this.#response?.status || (this.res.headersSent ? this.res.statusCode : 0);
-        return status ? String(status) : undefined;
-      }
-      case 'upstream_uri':
-        return this.upstreamUri;
-      case 'upstream_response_time':
-        // nginx's seconds with millisecond resolution
-        return this.upstreamResponseTime === undefined ? undefined : (this.upstreamResponseTime / 1000).toFixed(3);
-      case 'upstream_header_time':
-        return this.upstreamHeaderTime === undefined ? undefined : (this.upstreamHeaderTime / 1000).toFixed(3);
-      case 'upstream_addr':
-        return this.upstreamAddr;
-      case 'upstream_scheme':
-        return this.upstreamScheme;
-      case 'upstream_host':
-        return this.upstreamHostSent;
-      case 'request':
-        return `${this.method} ${this.requestUri} HTTP/${this.req.httpVersion}`;
-      case 'remote_user':
-        return basicAuthUser(this.req.headers.authorization);
-      case 'time_local':
-        return nginxLocalTime(Date.now());
-      case 'time_iso8601':
-        return isoLocalTime(new Date());
-      case 'msec':
-        return (Date.now() / 1000).toFixed(3);
-      case 'apisix_request_id':
-        return this.get('request_id');
-      case 'request_length':
-        return String(requestLength(this));
-      case 'bytes_sent':
-        return String(this.#bytesSent());
-      case 'body_bytes_sent': {
-        const own = (this.res as { bodyBytes?: number }).bodyBytes;
-        if (own !== undefined) return String(own);
-        const head = (this.res as { _header?: string | null })._header;
-        return String(Math.max(0, this.#bytesSent() - (typeof head === 'string' ? Buffer.byteLength(head) : 0)));
-      }
-      case 'request_time':
-        return ((performance.now() - this.startTime) / 1000).toFixed(3);
-      case 'request_id':
-        // nginx's $request_id: 16 random bytes as hex, fixed for the request.
-        return (this.#requestId ??= randomHex16());
-      case 'balancer_ip':
-        return this.balancerIp;
-      case 'balancer_port':
-        return this.balancerPort === undefined ? undefined : String(this.balancerPort);
-      case 'upstream_status':
-        return this.upstreamStatusList ?? (this.upstreamStatus === undefined ? undefined : String(this.upstreamStatus));
-      case 'hostname':
-        return HOSTNAME;
-    }
+    const variable = RequestContext.variables.get(name);
+    if (variable) return variable(this);
     if (name.startsWith('http_')) {
       const v = this.header(name.slice(5).replace(/_/g, '-'));
       return v !== undefined || !this.#hasUnderscoreHeader() ? v : this.#underscoreHeader(name);
@@ -381,6 +276,85 @@ export class RequestContext implements VarLookup, MatchInput, PluginContext {
     if (name.startsWith('sent_http_')) return this.#response?.headers.get(name.slice(10).replace(/_/g, '-'));
     if (name.startsWith('uri_param_')) return this.params?.[name.slice(10)];
     return this.#vars?.get(name);
+  }
+
+  /** The named variables (`http_*`, `arg_*`, `cookie_*`, ... are worked out by prefix in `get`). */
+  static readonly variables = new Map<string, (c: RequestContext) => string | undefined>([
+    ['uri', (c) => c.uri],
+    // APISIX replaces nginx's raw value with the normalised path and the query (apisix/init.lua),
+    // so `vars` and plugins cannot be fooled by `/./` or `%2e` tricks; the raw one stays as real_request_uri.
+    ['request_uri', (c) => c.queryString ? `${c.uri}?${c.queryString}` : c.uri],
+    ['real_request_uri', (c) => c.requestUri],
+    ['host', (c) => c.host],
+    ['request_method', (c) => c.method],
+    ['remote_addr', (c) => c.remoteAddr],
+    ['realip_remote_addr', (c) => unmapIpv4(c.req.socket.remoteAddress ?? '')],
+    ['remote_port', (c) => String(c.remotePort)],
+    ['scheme', (c) => c.listener.scheme],
+    ['server_port', (c) => String(c.listener.port)],
+    ['server_addr', (c) => unmapIpv4(c.req.socket.localAddress ?? '')],
+    ['server_protocol', (c) => `HTTP/${c.req.httpVersion}`],
+    ['query_string', (c) => c.queryString],
+    ['args', (c) => c.queryString],
+    ['is_args', (c) => c.queryString ? '?' : ''],
+    ['content_type', (c) => c.req.headers['content-type']],
+    ['content_length', (c) => c.req.headers['content-length']],
+    ['http_host', (c) => c.hostHeader],
+    ['route_id', (c) => c.routeId],
+    ['route_name', (c) => c.routeName],
+    ['matched_uri', (c) => c.matchedUri],
+    ['matched_host', (c) => c.routeHosts && matchedHost(c.routeHosts, c.host)],
+    ['service_id', (c) => c.serviceId],
+    ['service_name', (c) => c.serviceName],
+    ['consumer_name', (c) => c.consumer?.username],
+    ['consumer_group_id', (c) => c.consumer?.groupId],
+    ['status', (c) => {
+      const status = c.#response?.status || (c.res.headersSent ? c.res.statusCode : 0);
+      return status ? String(status) : undefined;
+    }],
+    ['upstream_uri', (c) => c.upstreamUri],
+    // nginx's seconds with millisecond resolution
+    ['upstream_response_time', (c) => c.upstreamResponseTime === undefined ? undefined : (c.upstreamResponseTime / 1000).toFixed(3)],
+    ['upstream_header_time', (c) => c.upstreamHeaderTime === undefined ? undefined : (c.upstreamHeaderTime / 1000).toFixed(3)],
+    ['upstream_addr', (c) => c.upstreamAddr],
+    ['upstream_scheme', (c) => c.upstreamScheme],
+    ['upstream_host', (c) => c.upstreamHostSent],
+    ['request', (c) => `${c.method} ${c.requestUri} HTTP/${c.req.httpVersion}`],
+    ['remote_user', (c) => basicAuthUser(c.req.headers.authorization)],
+    ['time_local', () => nginxLocalTime(Date.now())],
+    ['time_iso8601', () => isoLocalTime(new Date())],
+    ['msec', () => (Date.now() / 1000).toFixed(3)],
+    ['apisix_request_id', (c) => c.get('request_id')],
+    ['request_length', (c) => String(requestLength(c))],
+    ['bytes_sent', (c) => String(c.#bytesSent())],
+    ['body_bytes_sent', (c) => {
+      const own = (c.res as { bodyBytes?: number }).bodyBytes;
+      if (own !== undefined) return String(own);
+      const head = (c.res as { _header?: string | null })._header;
+      // the head is written as latin1: one byte per character
+      return String(Math.max(0, c.#bytesSent() - (typeof head === 'string' ? head.length : 0)));
+    }],
+    ['request_time', (c) => ((performance.now() - c.startTime) / 1000).toFixed(3)],
+    // nginx's $request_id: 16 random bytes as hex, fixed for the request.
+    ['request_id', (c) => (c.#requestId ??= randomHex16())],
+    ['balancer_ip', (c) => c.balancerIp],
+    ['balancer_port', (c) => c.balancerPort === undefined ? undefined : String(c.balancerPort)],
+    ['upstream_status', (c) => c.upstreamStatusList ?? (c.upstreamStatus === undefined ? undefined : String(c.upstreamStatus))],
+    ['hostname', () => HOSTNAME],
+  ]);
+
+  /**
+   * A getter for one variable, chosen once: log formats read the same variables for every request,
+   * so they skip `get`'s name lookup.
+   */
+  static accessor(name: string): (ctx: RequestContext) => string | undefined {
+    const named = RequestContext.variables.get(name);
+    if (named) return named;
+    if (name.startsWith('http_')) {
+      const header = name.slice(5).replace(/_/g, '-');
+      return (c) => c.header(header) ?? (c.#hasUnderscoreHeader() ? c.#underscoreHeader(name) : undefined);
+    }
+    return (c) => c.get(name);
   }
 
   /** What was written to the client for this request (its connection's count since the request began, for HTTP/1). */

@@ -18,6 +18,9 @@ import type { AccessLog } from '../observability/access-log.ts';
 import { clientCertificateRefusal } from './tls-front.ts';
 import { normalisePath, splitTarget } from './uri.ts';
 
+/** Where a response keeps its request's context for the access log. */
+const REQUEST_CONTEXT = Symbol('requestContext');
+
 /** Longest request-target whose request line still fits nginx's 8 KiB line buffer. */
 const MAX_REQUEST_TARGET = 8192 - 'PROPFIND  HTTP/1.1\r\n'.length;
 
@@ -37,12 +40,26 @@ export class RequestHandler {
   snapshot: Snapshot;
   readonly options: HandlerOptions;
   /** The access log, when nginx_config.http.enable_access_log is on. */
-  accessLog: AccessLog | undefined;
+  accessLog: AccessLog<RequestContext> | undefined;
 
   constructor(snapshot: Snapshot, options: HandlerOptions) {
     this.snapshot = snapshot;
     this.options = options;
+    const handler = this;
+    // One listener for every response (`this` is the response), so logging allocates nothing per request.
+    this.#logAccess = function (this: ServerResponse & { [REQUEST_CONTEXT]?: RequestContext }) {
+      const ctx = this[REQUEST_CONTEXT];
+      if (!ctx) return;
+      // A throw here would also keep the response's later close listeners from running.
+      try {
+        handler.accessLog?.write(ctx);
+      } catch (err) {
+        handler.options.log('error', `access log: ${(err as Error).stack ?? err}`);
+      }
+    };
   }
+
+  readonly #logAccess: (this: ServerResponse) => void;
 
   /**
    * A request with an `Upgrade` header (Node hands over its raw connection): a WebSocket upgrade on
@@ -81,16 +98,9 @@ export class RequestHandler {
     }
     if (this.options.deleteUriTailSlash && uri.length > 1 && uri.endsWith('/')) uri = uri.slice(0, -1);
     const ctx = new RequestContext(req, res, uri, query, listener, this.options.realIp);
-    const accessLog = this.accessLog;
-    if (accessLog) {
-      res.once('close', () => {
-        // A throw here would also keep the response's later close listeners from running.
-        try {
-          accessLog.write(ctx);
-        } catch (err) {
-          this.options.log('error', `access log: ${(err as Error).stack ?? err}`);
-        }
-      });
+    if (this.accessLog) {
+      (res as ServerResponse & { [REQUEST_CONTEXT]?: RequestContext })[REQUEST_CONTEXT] = ctx;
+      res.on('close', this.#logAccess);
     }
     const snapshot = this.snapshot;
     const ssl = listener.ssl;

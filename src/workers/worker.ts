@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { destroyReplaced, loadCatalog, type PluginCatalog } from '../plugins/registry.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import { RequestHandler } from '../proxy/handler.ts';
+import { RequestContext } from '../proxy/context.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import { ConnectionMetrics } from '../observability/connection-metrics.ts';
 import { attachMetricsMemory, metricsStore } from '../observability/metrics-store.ts';
@@ -51,7 +52,7 @@ const handler = new RequestHandler(newSnapshot(config, await loadPluginCatalog(i
 const prometheusPrefix = ((init.config.plugin_attr?.prometheus as { metric_prefix?: string } | undefined)?.metric_prefix) ?? 'apisix_';
 const server = new ProxyServer(handler, serverLimits(init.config), init.plugins.includes('prometheus') ? new ConnectionMetrics(metricsStore(), prometheusPrefix) : undefined);
 const accessLogConf = accessLogSettings(config, init.prefix);
-handler.accessLog = accessLogConf && new AccessLog(accessLogConf, (message) => log('error', message));
+handler.accessLog = accessLogConf && new AccessLog<RequestContext>(accessLogConf, (message) => log('error', message), RequestContext.accessor);
 
 /** Messages that arrived while plugins reload; handled in order once the new snapshot is in place. */
 let held: MainToWorker[] | undefined;

@@ -127,11 +127,11 @@ export default definePlugin<PrometheusConf, Instruments>({
 
       // latency_details_in_ms (apisix/utils/log-util.lua): the upstream's share only when a node answered.
       const latency = performance.now() - ctx.startTime;
-      const upstreamTime = ctx.get('upstream_response_time');
-      const upstream = upstreamTime === undefined ? undefined : Number(upstreamTime) * 1000;
+      // nginx's $upstream_response_time has millisecond resolution: so does the upstream's share here.
+      const upstream = ctx.upstreamResponseTime === undefined ? undefined : Math.round(ctx.upstreamResponseTime);
       series.request.observe(latency);
-      if (upstream !== undefined && Number.isFinite(upstream)) series.upstream.observe(upstream);
-      series.apisix.observe(Math.max(0, latency - (upstream !== undefined && Number.isFinite(upstream) ? upstream : 0)));
+      if (upstream !== undefined) series.upstream.observe(upstream);
+      series.apisix.observe(Math.max(0, latency - (upstream ?? 0)));
 
       series.ingress.inc(Number(ctx.get('request_length') ?? 0));
       series.egress.inc(Number(ctx.get('bytes_sent') ?? 0));
