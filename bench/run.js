@@ -517,7 +517,7 @@ function startCauseway(name, upPort, port, dir, opts, routePlugins, extra = '', 
   const config = path.join(dir, 'config.yaml');
   // Over TLS the plain listener moves to a port nobody loads; the certificate is an `ssls` item.
   const listeners = opts.tls
-    ? `node_listen: [${port + 1 > 65535 ? port - 1 : port + 1}]
+    ? `node_listen: [${opts.sparePort}]
   ssl: {enable: true, listen: [{port: ${port}}], fallback_sni: ${BENCH_SNI}}`
     : `node_listen: [${port}]
   ssl: {enable: false}`;
@@ -606,6 +606,8 @@ async function measure(opts, port, roots, upstreamRoots, urlPath = '/hello') {
 async function runContender(name, opts, upstream) {
   const dir = path.join(tmpRoot, name);
   const port = await freePort();
+  // Over TLS, Causeway's plain listener needs a port of its own that nothing loads.
+  if (opts.tls) opts.sparePort = await freePort();
   const p = SETUP[name](upstream.port, port, dir, opts);
   const row = { name, port, status: 'ok' };
   try {
