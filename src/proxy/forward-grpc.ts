@@ -29,6 +29,7 @@ import { connectionTokens, downstreamResponseHeaders } from './headers.ts';
 import { resetResponse } from './http2.ts';
 import { applyPendingHeaders, respondThroughPlugins, type BodyPipe, type PhaseExit, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
+import { answerFailure, Tries } from './tries.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -87,9 +88,7 @@ export class GrpcExchange {
   readonly run: PluginRun | undefined;
   readonly #tls: boolean;
   readonly #hasBody: boolean;
-  #tried: Set<string> | undefined;
-  #retriesLeft: number;
-  #firstAttemptAt = 0;
+  readonly #tries: Tries;
   #node: UpstreamNode | undefined;
   #session: H2Session | undefined;
   #stream: http2.ClientHttp2Stream | undefined;
@@ -103,9 +102,6 @@ export class GrpcExchange {
   #bodyFlowing = false;
   #responded = false;
   #finished = false;
-  #lastErrorWasTimeout = false;
-  #failedStatuses = '';
-  #pickFailed = false;
   #pipe: BodyPipe | undefined;
   #pipeHold = false;
   #upstreamPaused = false;
@@ -126,7 +122,7 @@ export class GrpcExchange {
     this.onDone = onDone;
     this.run = run;
     this.#tls = upstream.conf.scheme === 'grpcs';
-    this.#retriesLeft = upstream.retries;
+    this.#tries = new Tries(upstream);
     const buffered = ctx.bufferedBody;
     if (buffered) {
       // A plugin read or replaced the body: it is sent from memory, on every try.
@@ -141,16 +137,16 @@ export class GrpcExchange {
   }
 
   start(): void {
-    this.#firstAttemptAt = performance.now();
+    this.#tries.start();
     this.res.on('close', this.#onClientClose);
     this.#attempt();
   }
 
   #attempt(): void {
-    const node = this.upstream.balancer.pick(this.ctx, this.#tried);
+    const tries = this.#tries;
+    const node = tries.pick(this.ctx);
     if (!node) {
-      this.#pickFailed = true;
-      this.#fail(this.#lastErrorWasTimeout ? 504 : 502, this.#failedStatuses === '' ? 'failed to find valid upstream server, no valid upstream node' : 'no upstream node available');
+      this.#fail(tries.lastWasTimeout ? 504 : 502, tries.pickFailure);
       return;
     }
     this.ctx.balancerIp = node.host;
@@ -280,7 +276,7 @@ export class GrpcExchange {
       this.#abortClient();
       return;
     }
-    this.#lastErrorWasTimeout = true;
+    this.#tries.lastWasTimeout = true;
     this.#retryOrFail(504, 'upstream timed out', true);
   }
 
@@ -307,7 +303,7 @@ export class GrpcExchange {
   /** A try failed before any answer: another node when allowed, else the gateway's answer. */
   #failed(reason: string, status: number, sentToUpstream: boolean): void {
     this.#stream = undefined;
-    this.#lastErrorWasTimeout = status === 504;
+    this.#tries.lastWasTimeout = status === 504;
     this.#retryOrFail(status, reason, sentToUpstream);
   }
 
@@ -318,12 +314,8 @@ export class GrpcExchange {
   }
 
   #retryOrFail(status: number, reason: string, sentToUpstream: boolean): void {
-    const up = this.upstream;
-    const withinBudget = up.retryTimeoutMs === 0 || performance.now() - this.#firstAttemptAt < up.retryTimeoutMs;
-    if (this.#retriesLeft > 0 && withinBudget && this.#canResend(sentToUpstream)) {
-      this.#retriesLeft--;
-      this.#failedStatuses += `${status}, `;
-      (this.#tried ??= new Set()).add(this.#node!.key);
+    if (this.#tries.mayRetry && this.#canResend(sentToUpstream)) {
+      this.#tries.retryAfter(this.#node!, status);
       if (this.#bodyFlowing && !this.#bodyComplete) this.req.pause();
       this.#attempt();
       return;
@@ -331,24 +323,9 @@ export class GrpcExchange {
     this.#fail(status, reason);
   }
 
+  /** Every try failed (or none could be made): the gateway answers `status`. */
   #fail(status: number, reason: string): void {
-    this.ctx.failureReason = reason;
-    const statuses = this.#failedStatuses;
-    if (statuses === '' && this.#pickFailed) {
-      this.#finish();
-      this.#respond(status, undefined);
-      return;
-    }
-    this.ctx.upstreamStatus = status;
-    this.#finish();
-    const value = statuses === '' ? String(status) : this.#pickFailed ? statuses.slice(0, -2) : statuses + status;
-    this.ctx.upstreamStatusList = value;
-    this.#respond(status, { 'X-APISIX-Upstream-Status': value });
-  }
-
-  #respond(status: number, headers: Record<string, string> | undefined): void {
-    if (this.run) respondThroughPlugins(this.run, this.res, status, undefined, headers, this.settings.serverHeader);
-    else sendStatus(this.res, status, undefined, headers, this.settings.serverHeader);
+    answerFailure(this.#tries, this.ctx, this.run, this.res, status, reason, this.settings.serverHeader, () => this.#finish());
   }
 
   #onResponse(h2headers: http2.IncomingHttpHeaders, flags: number): void {
@@ -369,11 +346,9 @@ export class GrpcExchange {
     // head goes out with the end of the response, as one HEADERS frame on HTTP/2.
     this.#headersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     if (this.settings.serverHeader) headers.push('Server', this.settings.serverHeader);
-    if (status >= 500 || this.settings.showUpstreamStatus) {
-      const statuses = this.#failedStatuses;
-      headers.push('X-APISIX-Upstream-Status', statuses === '' ? String(status) : statuses + status);
-    }
-    if (this.#failedStatuses !== '') this.ctx.upstreamStatusList = this.#failedStatuses + status;
+    const list = this.#tries.answeredList(status);
+    if (status >= 500 || this.settings.showUpstreamStatus) headers.push('X-APISIX-Upstream-Status', list ?? String(status));
+    if (list !== undefined) this.ctx.upstreamStatusList = list;
     const res = this.res;
     const run = this.run;
     if (run) {

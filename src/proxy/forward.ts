@@ -19,6 +19,7 @@ import type { RequestContext } from './context.ts';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import { applyPendingHeaders, respondThroughPlugins, type BodyPipe, type PhaseExit, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
+import { answerFailure, Tries } from './tries.ts';
 import type { IpMatcher } from '../util/ip.ts';
 
 const REPLAY_LIMIT = 64 * 1024;
@@ -58,9 +59,7 @@ export class Exchange implements ConnectionOwner {
   readonly #hasBody: boolean;
   readonly #chunkedBody: boolean;
   readonly #headOnly: boolean;
-  #tried: Set<string> | undefined;
-  #retriesLeft: number;
-  #firstAttemptAt = 0;
+  readonly #tries: Tries;
   #node: UpstreamNode | undefined;
   #conn: UpstreamConnection | undefined;
   #reusedConn = false;
@@ -72,15 +71,11 @@ export class Exchange implements ConnectionOwner {
   #bodySentThisAttempt = false;
   #responded = false;
   #finished = false;
-  #lastErrorWasTimeout = false;
   #upstreamPaused = false;
   #bodyBytes = 0;
   #sendTimer: NodeJS.Timeout | undefined;
   #bodyFlowing = false;
   #attemptStart = 0;
-  /** `$upstream_status` of the failed tries so far (`502, 504, `); '' while none failed. */
-  #failedStatuses = '';
-  #pickFailed = false;
   /** When the current try was started (for `$upstream_response_time`). */
   #sentAt = 0;
 
@@ -93,7 +88,7 @@ export class Exchange implements ConnectionOwner {
     this.settings = settings;
     this.onDone = onDone;
     this.run = run;
-    this.#retriesLeft = upstream.retries;
+    this.#tries = new Tries(upstream);
     this.#headOnly = ctx.method === 'HEAD';
     const buffered = ctx.bufferedBody;
     if (buffered) {
@@ -111,16 +106,16 @@ export class Exchange implements ConnectionOwner {
   }
 
   start(): void {
-    this.#firstAttemptAt = performance.now();
+    this.#tries.start();
     this.res.on('close', this.#onClientClose);
     this.#attempt();
   }
 
   #attempt(): void {
-    const node = this.upstream.balancer.pick(this.ctx, this.#tried);
+    const tries = this.#tries;
+    const node = tries.pick(this.ctx);
     if (!node) {
-      this.#pickFailed = true;
-      this.#fail(this.#lastErrorWasTimeout ? 504 : 502, this.#failedStatuses === '' ? 'failed to find valid upstream server, no valid upstream node' : 'no upstream node available');
+      this.#fail(tries.lastWasTimeout ? 504 : 502, tries.pickFailure);
       return;
     }
     const run = this.run;
@@ -297,7 +292,7 @@ export class Exchange implements ConnectionOwner {
       this.#abortClient();
       return;
     }
-    this.#lastErrorWasTimeout = true;
+    this.#tries.lastWasTimeout = true;
     reportPassive(this.upstream, this.#node!, 'timeout');
     this.#retryOrFail(504, connecting ? 'upstream connect timed out' : 'upstream timed out', !connecting);
   }
@@ -319,7 +314,7 @@ export class Exchange implements ConnectionOwner {
       this.#connect(this.#node!, true);
       return;
     }
-    this.#lastErrorWasTimeout = false;
+    this.#tries.lastWasTimeout = false;
     if (!gotResponse) reportPassive(this.upstream, this.#node!, 'tcp');
     this.#retryOrFail(502, `upstream error: ${err.message}`, sent || gotResponse);
   }
@@ -331,13 +326,8 @@ export class Exchange implements ConnectionOwner {
   }
 
   #retryOrFail(status: number, reason: string, sentToUpstream: boolean): void {
-    const node = this.#node!;
-    const up = this.upstream;
-    const withinBudget = up.retryTimeoutMs === 0 || performance.now() - this.#firstAttemptAt < up.retryTimeoutMs;
-    if (this.#retriesLeft > 0 && withinBudget && this.#canResend(sentToUpstream)) {
-      this.#retriesLeft--;
-      this.#failedStatuses += `${status}, `;
-      (this.#tried ??= new Set()).add(node.key);
+    if (this.#tries.mayRetry && this.#canResend(sentToUpstream)) {
+      this.#tries.retryAfter(this.#node!, status);
       if (this.#bodyFlowing && !this.#bodyComplete) this.req.pause();
       this.#attempt();
       return;
@@ -345,29 +335,9 @@ export class Exchange implements ConnectionOwner {
     this.#fail(status, reason);
   }
 
+  /** Every try failed (or none could be made): the gateway answers `status`. */
   #fail(status: number, reason: string): void {
-    this.ctx.failureReason = reason;
-    const statuses = this.#failedStatuses;
-    if (statuses === '' && this.#pickFailed) {
-      // No node could be picked at all (every weight 0): nothing was tried, so $upstream_status is
-      // empty and APISIX sends no X-APISIX-Upstream-Status.
-      this.#finish();
-      this.#respond(status, undefined);
-      return;
-    }
-    this.ctx.upstreamStatus = status;
-    this.#finish();
-    // nginx's $upstream_status lists every try; APISIX reports it on these 5xx too. When no node
-    // could be picked for a retry, the list ends with the last try's status.
-    const value = statuses === '' ? String(status) : this.#pickFailed ? statuses.slice(0, -2) : statuses + status;
-    this.ctx.upstreamStatusList = value;
-    this.#respond(status, { 'X-APISIX-Upstream-Status': value });
-  }
-
-  /** A response the gateway makes itself, through the plugins' filters when plugins run. */
-  #respond(status: number, headers: Record<string, string> | undefined): void {
-    if (this.run) respondThroughPlugins(this.run, this.res, status, undefined, headers, this.settings.serverHeader);
-    else sendStatus(this.res, status, undefined, headers, this.settings.serverHeader);
+    answerFailure(this.#tries, this.ctx, this.run, this.res, status, reason, this.settings.serverHeader, () => this.#finish());
   }
 
   onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {
@@ -378,11 +348,9 @@ export class Exchange implements ConnectionOwner {
     const res = this.res;
     const headers = downstreamResponseHeaders(rawHeaders);
     if (this.settings.serverHeader) headers.push('Server', this.settings.serverHeader);
-    if (status >= 500 || this.settings.showUpstreamStatus) {
-      const statuses = this.#failedStatuses;
-      headers.push('X-APISIX-Upstream-Status', statuses === '' ? String(status) : statuses + status);
-    }
-    if (this.#failedStatuses !== '') this.ctx.upstreamStatusList = this.#failedStatuses + status;
+    const list = this.#tries.answeredList(status);
+    if (status >= 500 || this.settings.showUpstreamStatus) headers.push('X-APISIX-Upstream-Status', list ?? String(status));
+    if (list !== undefined) this.ctx.upstreamStatusList = list;
     const run = this.run;
     if (run) {
       const response = this.ctx.response;

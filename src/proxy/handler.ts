@@ -16,6 +16,7 @@ import type { RealIpSettings } from './real-ip.ts';
 import { ROUTE_NOT_FOUND, sendStatus } from './responses.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { clientCertificateRefusal } from './tls-front.ts';
+import { gatewayAnswer } from './tries.ts';
 import { normalisePath, splitTarget } from './uri.ts';
 
 /** Where a response keeps its request's context for the access log. */
@@ -214,8 +215,7 @@ export class RequestHandler {
   }
 
   #respond(ctx: RequestContext, run: PluginRun | undefined, status: number): void {
-    if (run) respondThroughPlugins(run, ctx.res, status, undefined, undefined, this.options.serverHeader);
-    else sendStatus(ctx.res, status, undefined, undefined, this.options.serverHeader);
+    gatewayAnswer(run, ctx.res, status, undefined, this.options.serverHeader);
   }
 
   #onExchangeDone = (ctx: RequestContext): void => {
