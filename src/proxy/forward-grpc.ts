@@ -29,12 +29,10 @@ import { connectionTokens, downstreamResponseHeaders } from './headers.ts';
 import { resetResponse } from './http2.ts';
 import { applyPendingHeaders, respondThroughPlugins, type BodyPipe, type PhaseExit, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
-import { answerFailure, Tries } from './tries.ts';
+import { answerFailure, mayResend, ReplayBody, Tries } from './tries.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
-const REPLAY_LIMIT = 64 * 1024;
-const NON_IDEMPOTENT = new Set(['POST', 'PATCH', 'LOCK']);
 
 /** Client headers never sent on an HTTP/2 stream (connection-specific, or set here). */
 const H2_REQUEST_DROP = new Set([
@@ -95,8 +93,8 @@ export class GrpcExchange {
   #attemptStart = 0;
   #sentAt = 0;
   /** Body chunks kept for a retry; undefined once the body outgrew the replay limit. */
-  #replay: Buffer[] | undefined = [];
-  #replayBytes = 0;
+  /** What of the client's body another try can send again. */
+  #replay = new ReplayBody();
   #bodyBytes = 0;
   #bodyComplete: boolean;
   #bodyFlowing = false;
@@ -127,7 +125,7 @@ export class GrpcExchange {
     if (buffered) {
       // A plugin read or replaced the body: it is sent from memory, on every try.
       this.#hasBody = buffered.length > 0;
-      this.#replay = [buffered];
+      this.#replay = new ReplayBody(buffered);
       this.#bodyComplete = true;
       return;
     }
@@ -216,7 +214,7 @@ export class GrpcExchange {
    */
   #startBody(stream: http2.ClientHttp2Stream): void {
     if (!this.#hasBody) return;
-    if (this.#replay) for (const chunk of this.#replay) stream.write(chunk);
+    for (const chunk of this.#replay.chunks ?? []) stream.write(chunk);
     if (this.#bodyComplete) {
       stream.end();
       return;
@@ -237,11 +235,7 @@ export class GrpcExchange {
       this.#bodyTooLarge();
       return;
     }
-    if (this.#replay) {
-      this.#replayBytes += chunk.length;
-      if (this.#replayBytes <= REPLAY_LIMIT) this.#replay.push(chunk);
-      else this.#replay = undefined;
-    }
+    this.#replay.add(chunk);
     const stream = this.#stream;
     if (!stream || this.#finished) return;
     if (!stream.write(chunk)) this.req.pause();
@@ -308,9 +302,7 @@ export class GrpcExchange {
   }
 
   #canResend(sentToUpstream: boolean): boolean {
-    if (this.#hasBody && !this.#replay) return false;
-    if (sentToUpstream && NON_IDEMPOTENT.has(this.ctx.method)) return false;
-    return true;
+    return mayResend(this.ctx.method, this.#hasBody, this.#replay, sentToUpstream);
   }
 
   #retryOrFail(status: number, reason: string, sentToUpstream: boolean): void {

@@ -19,11 +19,9 @@ import type { RequestContext } from './context.ts';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import { applyPendingHeaders, respondThroughPlugins, type BodyPipe, type PhaseExit, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
-import { answerFailure, Tries } from './tries.ts';
+import { answerFailure, mayResend, ReplayBody, Tries } from './tries.ts';
 import type { IpMatcher } from '../util/ip.ts';
 
-const REPLAY_LIMIT = 64 * 1024;
-const NON_IDEMPOTENT = new Set(['POST', 'PATCH', 'LOCK']);
 
 export interface ForwardSettings {
   trustedAddresses: IpMatcher | undefined;
@@ -65,8 +63,8 @@ export class Exchange implements ConnectionOwner {
   #reusedConn = false;
   #freshRetryUsed = false;
   /** Body chunks kept for a retry; undefined once the body outgrew the replay limit. */
-  #replay: Buffer[] | undefined = [];
-  #replayBytes = 0;
+  /** What of the client's body another try can send again. */
+  #replay = new ReplayBody();
   #bodyComplete = false;
   #bodySentThisAttempt = false;
   #responded = false;
@@ -95,7 +93,7 @@ export class Exchange implements ConnectionOwner {
       // A plugin read or replaced the body: it is sent from memory, on every try.
       this.#chunkedBody = false;
       this.#hasBody = buffered.length > 0;
-      this.#replay = [buffered];
+      this.#replay = new ReplayBody(buffered);
       this.#bodyComplete = true;
       return;
     }
@@ -207,7 +205,7 @@ export class Exchange implements ConnectionOwner {
     socket.cork();
     socket.write(head);
     // Replay what a previous attempt already read from the client.
-    if (this.#replay) for (const chunk of this.#replay) this.#writeBodyChunk(chunk);
+    for (const chunk of this.#replay.chunks ?? []) this.#writeBodyChunk(chunk);
     if (this.#bodyComplete) this.#writeBodyEnd();
     socket.uncork();
   }
@@ -234,11 +232,7 @@ export class Exchange implements ConnectionOwner {
       this.#bodyTooLarge();
       return;
     }
-    if (this.#replay) {
-      this.#replayBytes += chunk.length;
-      if (this.#replayBytes <= REPLAY_LIMIT) this.#replay.push(chunk);
-      else this.#replay = undefined;
-    }
+    this.#replay.add(chunk);
     const conn = this.#conn;
     if (!conn || this.#finished) return;
     if (!this.#writeBodyChunk(chunk)) this.req.pause();
@@ -320,9 +314,7 @@ export class Exchange implements ConnectionOwner {
   }
 
   #canResend(sentToUpstream: boolean): boolean {
-    if (this.#hasBody && !this.#replay) return false;
-    if (sentToUpstream && NON_IDEMPOTENT.has(this.ctx.method)) return false;
-    return true;
+    return mayResend(this.ctx.method, this.#hasBody, this.#replay, sentToUpstream);
   }
 
   #retryOrFail(status: number, reason: string, sentToUpstream: boolean): void {

@@ -8,6 +8,39 @@ import type { RequestContext } from './context.ts';
 import { respondThroughPlugins, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
 
+/** Body bytes kept for another try; a longer body cannot be sent again once it started flowing. */
+const REPLAY_LIMIT = 64 * 1024;
+/** Methods nginx does not send to another node once the request reached one. */
+const NON_IDEMPOTENT = new Set(['POST', 'PATCH', 'LOCK']);
+
+/** The client's body as far as it can be sent again to another node. */
+export class ReplayBody {
+  /** The chunks read so far; undefined once the body outgrew the limit. */
+  chunks: Buffer[] | undefined;
+  #bytes = 0;
+
+  /** `complete`: a body a plugin read or replaced, kept in memory for every try. */
+  constructor(complete?: Buffer) {
+    this.chunks = complete ? [complete] : [];
+  }
+
+  add(chunk: Buffer): void {
+    if (!this.chunks) return;
+    this.#bytes += chunk.length;
+    if (this.#bytes <= REPLAY_LIMIT) this.chunks.push(chunk);
+    else this.chunks = undefined;
+  }
+}
+
+/**
+ * nginx's rule for sending a request to another node after a failure: its body must still be at
+ * hand, and a non-idempotent request must not have reached the node that failed.
+ */
+export function mayResend(method: string, hasBody: boolean, replay: ReplayBody, sentToUpstream: boolean): boolean {
+  if (hasBody && !replay.chunks) return false;
+  return !(sentToUpstream && NON_IDEMPOTENT.has(method));
+}
+
 export class Tries {
   readonly #upstream: CompiledUpstream;
   #tried: Set<string> | undefined;
