@@ -10,6 +10,7 @@ import { SCHEMA_NAMES } from '../model/index.ts';
 import { log, setLogLevel } from '../util/log.ts';
 import { VERSION } from '../util/version.ts';
 import { healthMemory } from '../shm/health.ts';
+import { sharedMemory } from '../shm/table.ts';
 import { poolDefaults, shutdownGraceMs } from '../workers/settings.ts';
 import { WorkerSupervisor } from '../workers/supervisor.ts';
 import type { ConfigPipeline } from './config-pipeline.ts';
@@ -110,6 +111,8 @@ export async function start(configPath: string | undefined): Promise<void> {
     const fromStore = pipeline instanceof StoreConfigPipeline ? pipeline : undefined;
     exporter = new MetricsExporter(config, {
       etcd: fromStore && plan.source.kind === 'etcd' ? { reachable: () => fromStore.storeReachable(), modifyIndexes: () => fromStore.modifyIndexes() } : undefined,
+      // The node-wide table of plugin counters (limit-count, limit-req, limit-conn, api-breaker).
+      sharedMemories: () => [{ name: 'plugin-counters', ...sharedMemory().usage() }],
       // APISIX names a checker by the upstream's key (`/apisix/upstreams/1`); mostly_* states lean as their name says.
       upstreamHealth: () =>
         (health?.reports() ?? []).flatMap(({ name, nodes }) =>

@@ -144,6 +144,17 @@ export class SharedMemoryTable {
     return ours;
   }
 
+  /** Its size, and the bytes in slots holding no live entry (prometheus' shared_dict gauges; a scan, for scrapes only). */
+  usage(): { capacity: number; free: number } {
+    const now = Date.now();
+    let free = 0;
+    for (let slot = 0; slot < this.#slots; slot++) {
+      if (Atomics.load(this.#meta, slot * INT_WORDS + 3) === 0 || this.#data[slot * FLOAT_WORDS] <= now) free++;
+    }
+    const slotBytes = INT_WORDS * 4 + FLOAT_WORDS * 8;
+    return { capacity: this.#slots * slotBytes, free: free * slotBytes };
+  }
+
   /** Finds the key's slot (or the best one to take over) and returns it locked. */
   #lockSlot(a: number, b: number, now: number): number {
     const meta = this.#meta;

@@ -129,6 +129,12 @@ describe('prometheus: per-request metrics across workers', () => {
     assert.ok((value(body, 'apisix_nginx_http_current_connections', { state: 'accepted' }) ?? 0) >= n);
     assert.equal(value(body, 'apisix_nginx_http_current_connections', { state: 'handled' }), value(body, 'apisix_nginx_http_current_connections', { state: 'accepted' }));
     for (const state of ['active', 'reading', 'writing', 'waiting']) assert.ok((value(body, 'apisix_nginx_http_current_connections', { state }) ?? -1) >= 0, state);
+    // shared memories, as APISIX reports its shared dicts
+    for (const name of ['plugin-counters', 'metrics-series']) {
+      const capacity = value(body, 'apisix_shared_dict_capacity_bytes', { name }) ?? 0;
+      const free = value(body, 'apisix_shared_dict_free_space_bytes', { name }) ?? -1;
+      assert.ok(capacity > 0 && free >= 0 && free <= capacity, `${name}: ${free} of ${capacity}`);
+    }
   });
 
   it('prefer_name labels by route and service name; matched_host is the route host that matched', async () => {
