@@ -5,6 +5,7 @@
 // both: it never asks the workers, so the counts of a worker that died are still there.
 import type { Counter, Gauge, Histogram, MetricsRegistry } from '../plugins/api.ts';
 import { SharedMemoryTable, type SlotRef } from '../shm/table.ts';
+import { collectFamilies, renderExposition } from './metrics-exporter.ts';
 
 /** Series values never expire: counters live as long as the node. */
 const FOREVER_MS = 100 * 365 * 24 * 3600 * 1000;
@@ -121,6 +122,10 @@ export class MetricsStore implements MetricsRegistry {
     };
     this.#values = new SharedMemoryTable(this.memory.values);
     this.#arena = new Arena(this.memory.arena);
+  }
+
+  async exposition(prefix: string): Promise<string> {
+    return renderExposition(await collectFamilies(this, prefix, {}));
   }
 
   counter(name: string, help: string, labelNames: readonly string[]): Counter {

@@ -216,13 +216,28 @@ export interface Histogram {
  * plugin's endpoint. Defining the same name twice returns a handle to the same metric.
  */
 export interface MetricsRegistry {
+  /**
+   * The Prometheus text of every series (summed over the workers), with `<prefix>node_info`, as a
+   * `public-api` route serves it. The export server adds what only the main process knows (etcd,
+   * health checks).
+   */
+  exposition(prefix: string): Promise<string>;
   counter(name: string, help: string, labelNames: readonly string[]): Counter;
   gauge(name: string, help: string, labelNames: readonly string[]): Gauge;
   histogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): Histogram;
 }
 
+/** An endpoint a plugin serves on routes that carry `public-api` (APISIX's plugin `api()`). */
+export interface PluginApi {
+  methods: readonly string[];
+  uri: string;
+  handler(ctx: PluginContext): MaybePromise<PhaseExit>;
+}
+
 /** Services a plugin gets when it builds its per-config state. */
 export interface CompileEnv {
+  /** The endpoints the enabled plugins offer to `public-api` routes. */
+  pluginApis(): readonly PluginApi[];
   /** Counters, gauges and histograms exported with the node's metrics. */
   readonly metrics: MetricsRegistry;
   log(level: LogLevel, message: string): void;
@@ -280,6 +295,8 @@ export interface PluginDefinition<C = any, S = any, I = any> {
   dispose?(state: S): void;
   /** Builds a lookup from every consumer and credential that carries this (auth) plugin. */
   indexConsumers?(entries: readonly ConsumerCredential[]): I;
+  /** Endpoints served through `public-api` routes (`attributes` is `plugin_attr.<name>`). */
+  api?(env: { attributes: Readonly<Record<string, unknown>> | undefined; metrics: MetricsRegistry }): PluginApi[];
   /** Called when the plugin is loaded (each worker and the main process). */
   init?(): void | Promise<void>;
   /** Called when the plugin is unloaded by a reload. */

@@ -3,7 +3,7 @@
 // phase so the request path only walks arrays. apache/apisix: apisix/plugin.lua `filter`,
 // `merge_consumer_route`, `run_plugin`.
 import { compileExpr, type Predicate } from '../expr/index.ts';
-import type { BodyFilter, CompileEnv, Consumer, FilterPhase, Phase, UpstreamHandle } from './api.ts';
+import type { BodyFilter, CompileEnv, Consumer, FilterPhase, Phase, PluginApi, UpstreamHandle } from './api.ts';
 import type { LoadedPlugin, PluginCatalog } from './registry.ts';
 
 /** One configured plugin, ready to run. */
@@ -34,6 +34,11 @@ export interface ChainEnv {
   metrics: CompileEnv['metrics'];
   attributes(name: string): Readonly<Record<string, unknown>> | undefined;
   log: CompileEnv['log'];
+}
+
+/** The `public-api` endpoints of the enabled plugins, each built with its plugin's attributes. */
+function pluginApis(env: ChainEnv): PluginApi[] {
+  return env.catalog.names().flatMap((name) => env.catalog.get(name)?.def.api?.({ attributes: env.attributes(name), metrics: env.metrics }) ?? []);
 }
 
 export type PhaseList = 'rewrite' | 'access' | 'before_proxy' | 'header_filter' | 'body_filter' | 'log';
@@ -142,6 +147,7 @@ function compileInstance(plugin: LoadedPlugin, conf: any, env: ChainEnv, owner: 
       log: env.log,
       sharedTable: env.sharedTable,
       metrics: env.metrics,
+      pluginApis: () => pluginApis(env),
       compileUpstream: env.compileUpstream,
       owner,
       attributes: env.attributes(def.name),

@@ -198,6 +198,47 @@ describe('prometheus: logger queues', () => {
   });
 });
 
+describe('prometheus: served on the proxy port through public-api (enable_export_server: false)', () => {
+  let up: Upstream;
+  let gw: Gateway;
+
+  before(async () => {
+    up = await startUpstream();
+    gw = await startGateway({
+      workers: 2,
+      config: { plugin_attr: { prometheus: { enable_export_server: false } } },
+      routes: {
+        routes: [
+          { id: 'hello', uri: '/hello', plugins: { prometheus: {} }, upstream: { type: 'roundrobin', nodes: { [up.node]: 1 } } },
+          { id: 'metrics', uri: '/apisix/prometheus/metrics', plugins: { 'public-api': {} } },
+          { id: 'renamed', uri: '/internal/metrics', plugins: { 'public-api': { uri: '/apisix/prometheus/metrics' }, 'key-auth': {} } },
+          { id: 'nothing', uri: '/nothing', plugins: { 'public-api': {} } },
+        ],
+        consumers: [{ username: 'ops', plugins: { 'key-auth': { key: 'ops-key' } } }],
+      },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  it('serves the metrics of every worker on the route, and the route\'s plugins guard it', async () => {
+    for (let i = 0; i < 4; i++) assert.equal((await request(gw.url('/hello'), { headers: { Connection: 'close' } })).status, 200);
+    const labels = { code: '200', route: 'hello', matched_uri: '/hello', matched_host: '', service: '', consumer: '', node: up.node.split(':')[0] };
+    let body = '';
+    await waitFor(async () => value((body = (await request(gw.url('/apisix/prometheus/metrics'))).body), 'apisix_http_status', labels) === 4, 5000, 'the counts');
+    assert.match(body, /# TYPE apisix_http_latency histogram/);
+    assert.equal((await request(gw.url('/internal/metrics'))).status, 401);
+    const guarded = await request(gw.url('/internal/metrics'), { headers: { apikey: 'ops-key' } });
+    assert.equal(guarded.status, 200);
+    assert.match(guarded.body, /apisix_http_status\{code="200",route="hello"/);
+    // a public-api route whose path names no endpoint
+    assert.equal((await request(gw.url('/nothing'))).status, 404);
+  });
+});
+
 describe('prometheus: plugin_attr (metric_prefix, export_uri, extra labels, buckets)', () => {
   let up: Upstream;
   let gw: Gateway;

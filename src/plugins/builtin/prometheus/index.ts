@@ -15,6 +15,8 @@ interface PrometheusConf {
 /** `plugin_attr.prometheus` (the parts that shape per-request metrics). */
 interface PrometheusAttributes {
   metric_prefix?: string;
+  export_uri?: string;
+  enable_export_server?: boolean;
   default_buckets?: number[];
   metrics?: Partial<Record<'http_status' | 'http_latency' | 'bandwidth', { extra_labels?: Array<Record<string, string>> }>>;
 }
@@ -114,6 +116,20 @@ export default definePlugin<PrometheusConf, Instruments>({
     },
   },
   compile: (_conf, env) => instruments(env.metrics, (env.attributes ?? {}) as PrometheusAttributes),
+  // Without the export server, the metrics are served on routes that carry `public-api`, as in APISIX.
+  api({ attributes, metrics }) {
+    const attrs = (attributes ?? {}) as PrometheusAttributes;
+    if (attrs.enable_export_server !== false) return [];
+    return [{
+      methods: ['GET'],
+      uri: attrs.export_uri ?? '/apisix/prometheus/metrics',
+      handler: async () => ({
+        status: 200,
+        body: await metrics.exposition(attrs.metric_prefix ?? 'apisix_'),
+        headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
+      }),
+    }];
+  },
   phases: {
     log(ctx, conf, m) {
       let route = ctx.routeId ?? '';
