@@ -45,7 +45,12 @@ export function startControlServer(ip: string, port: number, source: ControlSour
     };
     /** JSON, or APISIX's HTML table when a browser asks for text/html. */
     const sendHealth = (body: unknown, infos: HealthInfo[]) => {
-      if (!(req.headers.accept ?? '').includes('text/html')) return send(200, body);
+      if (!(req.headers.accept ?? '').includes('text/html')) {
+        // APISIX encodes with lua-cjson, for which an empty list is an empty table: `{}`.
+        const text = JSON.stringify(body, (_key, value) => (Array.isArray(value) && value.length === 0 ? {} : value));
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+        return res.end(req.method === 'HEAD' ? undefined : text);
+      }
       const html = healthHtml(infos);
       res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(html) });
       res.end(req.method === 'HEAD' ? undefined : html);

@@ -124,7 +124,7 @@ describe('active health checks', () => {
   });
 
   it('no checker before the upstream served a request', async () => {
-    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, [{ name: '/apisix/upstreams/u1', type: 'http', nodes: [] }]);
+    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, [{ name: '/apisix/upstreams/u1', type: 'http', nodes: {} }]);
     await sleep(1500);
     assert.equal(good.seen.length + flaky.seen.length, 0, 'no probes before traffic');
   });
@@ -450,7 +450,7 @@ describe('health state and configuration changes', () => {
 
   it('without checks the checker is gone and every node takes traffic again', async () => {
     await applyRoutes(gw, probe, { routes: [{ id: 'r', uri: '/r', upstream_id: 'u' }], upstreams: [upstream([a, b, c], false)] });
-    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, []);
+    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, {});
     const ports = new Set<number | string>();
     for (let i = 0; i < 12; i++) ports.add(await answeredBy(gw.url('/r')));
     assert.deepEqual([...ports].sort(), [a.port, b.port, c.port].sort());
@@ -496,7 +496,7 @@ describe('health checks through the Admin API', () => {
     assert.deepEqual([...ports].sort(), [a.port, c.port].sort());
     await admin.del('/routes/1');
     await admin.del('/upstreams/1');
-    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, []);
+    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, {});
   });
 });
 
@@ -559,14 +559,14 @@ describe('Control API: /v1/healthcheck', () => {
         ],
       },
       // One node: no checker, as in APISIX (that node is used whatever its health).
-      { name: '/apisix/upstreams/lone', type: 'http', nodes: [] },
+      { name: '/apisix/upstreams/lone', type: 'http', nodes: {} },
     ]);
   });
 
   it('/v1/healthcheck/{routes,services,upstreams}/{id}: one checker, or APISIX\'s errors', async () => {
     assert.equal((await checker(gw, 'routes/inline')).name, '/apisix/routes/inline');
     assert.equal((await checker(gw, 'services/s1')).nodes.length, 2);
-    assert.deepEqual((await checker(gw, 'upstreams/lone')).nodes, []);
+    assert.deepEqual((await checker(gw, 'upstreams/lone')).nodes, {});
     const cases: Array<[string, number, string]> = [
       ['/v1/healthcheck/routes/plain', 404, 'no checker for routes[plain]'],
       ['/v1/healthcheck/routes/nope', 404, 'routes[nope] not found'],
@@ -613,7 +613,7 @@ describe('apisix.disable_upstream_healthcheck', () => {
     for (let i = 0; i < 4; i++) await request(gw.url('/r'));
     await sleep(2500);
     assert.equal(b.seen.filter((s) => s.url === '/status').length, 0);
-    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, [{ name: '/apisix/routes/r', type: 'http', nodes: [] }]);
+    assert.deepEqual((await control(gw, '/v1/healthcheck')).json, [{ name: '/apisix/routes/r', type: 'http', nodes: {} }]);
     const ports = new Set<number | string>();
     for (let i = 0; i < 6; i++) ports.add(await answeredBy(gw.url('/r')));
     assert.deepEqual([...ports].sort(), [a.port, b.port].sort());
