@@ -9,10 +9,10 @@
 // non-transparent framing) and share one connection per configured instance, kept open while in
 // use; over UDP each message is its own datagram (RFC 5426). `timeout` (milliseconds) bounds
 // connecting and each write. A message longer than `drop_limit` bytes is dropped.
-import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
 import { defineBatchLogger, type LoggerConf, type LogSink } from '../../lib/logger.ts';
+import { UdpDestination } from '../../lib/udp.ts';
 
 interface SyslogConf extends LoggerConf {
   host: string;
@@ -36,25 +36,8 @@ function rfc5424(hostname: string, msg: string): string {
 }
 
 function udpSink(conf: SyslogConf): LogSink<string> {
-  let socket: dgram.Socket | undefined;
-  const open = (): dgram.Socket => {
-    if (socket) return socket;
-    const s = dgram.createSocket(net.isIPv6(conf.host) ? 'udp6' : 'udp4');
-    s.on('error', () => {
-      if (socket === s) socket = undefined;
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
-    });
-    s.unref();
-    return (socket = s);
-  };
-  const sendOne = (message: string): Promise<void> =>
-    new Promise((resolve, reject) => {
-      open().send(Buffer.from(message), conf.port, conf.host, (err) => (err ? reject(err) : resolve()));
-    });
+  const destination = new UdpDestination(conf.host, conf.port);
+  const sendOne = (message: string): Promise<void> => destination.send(Buffer.from(message));
   return {
     async send(messages) {
       const timer = new Promise<never>((_, reject) => {
@@ -67,10 +50,7 @@ function udpSink(conf: SyslogConf): LogSink<string> {
         throw new Error(`failed to log message: failed to send data to syslog server host[${conf.host}] port[${conf.port}]: ${(err as Error).message}`);
       }
     },
-    close() {
-      socket?.close();
-      socket = undefined;
-    },
+    close: () => destination.close(),
   };
 }
 
