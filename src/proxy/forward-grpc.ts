@@ -29,6 +29,7 @@ import { connectionTokens, downstreamResponseHeaders } from './headers.ts';
 import { resetResponse } from './http2.ts';
 import { applyPendingHeaders, respondThroughPlugins, type BodyPipe, type PhaseExit, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
+import { ResponseFlow } from './response-flow.ts';
 import { answerFailure, mayResend, ReplayBody, Tries } from './tries.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -101,9 +102,8 @@ export class GrpcExchange {
   #responded = false;
   #finished = false;
   #pipe: BodyPipe | undefined;
-  #pipeHold = false;
-  #upstreamPaused = false;
-  #sendTimer: NodeJS.Timeout | undefined;
+  /** The node's body on its way to the client (backpressure, send_timeout), from the response head on. */
+  #flow: ResponseFlow | undefined;
   /** The node's trailers, sent after the body. */
   #trailers: OutgoingHttpHeaders | undefined;
   /** The node's answer ended with its headers: the client's head waits for the end (see #endClient). */
@@ -322,6 +322,7 @@ export class GrpcExchange {
 
   #onResponse(h2headers: http2.IncomingHttpHeaders, flags: number): void {
     this.#responded = true;
+    this.#flow = new ResponseFlow(this.res, this.settings.sendTimeoutMs, () => this.#stream, this.#onSendTimeout);
     this.ctx.upstreamHeaderTime = performance.now() - this.#sentAt;
     const status = Number(h2headers[':status']);
     this.ctx.upstreamStatus = status;
@@ -361,55 +362,27 @@ export class GrpcExchange {
   }
 
   #onData(chunk: Buffer): void {
+    const flow = this.#flow!;
     const pipe = this.#pipe;
     if (!pipe) {
-      this.#writeToClient(chunk);
+      flow.write(chunk);
       return;
     }
     if (pipe.push(chunk, false, this.#pipeSink)) return;
     // An async body filter has the chunk: hold the node's stream until the filters caught up.
-    if (!this.#pipeHold) {
-      this.#pipeHold = true;
-      this.#stream?.pause();
-      pipe.idle().then(() => {
-        this.#pipeHold = false;
-        if (!this.#upstreamPaused && !this.#finished) this.#stream?.resume();
-      });
-    }
+    flow.holdUntil(pipe.idle(), () => !this.#finished);
   }
 
   #pipeSink = (out: Buffer, eof: boolean): void => {
     if (eof) this.#endClient(out.length ? out : undefined);
-    else if (out.length) this.#writeToClient(out);
+    else if (out.length) this.#flow!.write(out);
   };
 
-  #writeToClient(chunk: Buffer): void {
-    if (this.res.write(chunk)) return;
-    // The client reads slower than the node sends: stop reading the node until it drains.
-    if (!this.#upstreamPaused) {
-      this.#upstreamPaused = true;
-      this.#stream?.pause();
-      this.res.once('drain', this.#onClientDrain);
-      if (this.settings.sendTimeoutMs > 0) this.#sendTimer = setTimeout(this.#onSendTimeout, this.settings.sendTimeoutMs);
-    }
-  }
-
   #onSendTimeout = (): void => {
-    this.#sendTimer = undefined;
     if (this.#finished) return;
     this.ctx.failureReason = 'client timed out while reading the response';
     this.#dropStream();
     this.#abortClient();
-  };
-
-  #onClientDrain = (): void => {
-    if (!this.#upstreamPaused) return;
-    this.#upstreamPaused = false;
-    if (this.#sendTimer) {
-      clearTimeout(this.#sendTimer);
-      this.#sendTimer = undefined;
-    }
-    if (!this.#pipeHold) this.#stream?.resume();
   };
 
   #onEnd(): void {
@@ -463,7 +436,7 @@ export class GrpcExchange {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#sendTimer) clearTimeout(this.#sendTimer);
+    this.#flow?.stop();
     if (this.#hasBody) {
       this.req.off('data', this.#onRequestData);
       this.req.off('end', this.#onRequestEnd);

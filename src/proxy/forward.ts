@@ -19,6 +19,7 @@ import type { RequestContext } from './context.ts';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import { applyPendingHeaders, respondThroughPlugins, type BodyPipe, type PhaseExit, type PluginRun } from './phases.ts';
 import { sendStatus } from './responses.ts';
+import { ResponseFlow } from './response-flow.ts';
 import { answerFailure, mayResend, ReplayBody, Tries } from './tries.ts';
 import type { IpMatcher } from '../util/ip.ts';
 
@@ -52,8 +53,8 @@ export class Exchange implements ConnectionOwner {
   /** The request's plugins (before_proxy, header and body filters); undefined when none run. */
   readonly run: PluginRun | undefined;
   #pipe: BodyPipe | undefined;
-  /** An async body filter holds the upstream until it has sent what it got. */
-  #pipeHold = false;
+  /** The node's body on its way to the client (backpressure, send_timeout), from the response head on. */
+  #flow: ResponseFlow | undefined;
   readonly #hasBody: boolean;
   readonly #chunkedBody: boolean;
   readonly #headOnly: boolean;
@@ -69,9 +70,7 @@ export class Exchange implements ConnectionOwner {
   #bodySentThisAttempt = false;
   #responded = false;
   #finished = false;
-  #upstreamPaused = false;
   #bodyBytes = 0;
-  #sendTimer: NodeJS.Timeout | undefined;
   #bodyFlowing = false;
   #attemptStart = 0;
   /** When the current try was started (for `$upstream_response_time`). */
@@ -334,6 +333,7 @@ export class Exchange implements ConnectionOwner {
 
   onResponseHead(status: number, statusText: string, rawHeaders: string[], _keepAlive: boolean): void {
     this.#responded = true;
+    this.#flow = new ResponseFlow(this.res, this.settings.sendTimeoutMs, () => this.#conn?.socket, this.#onSendTimeout);
     this.ctx.upstreamHeaderTime = performance.now() - this.#sentAt;
     this.ctx.upstreamStatus = status;
     reportPassive(this.upstream, this.#node!, status);
@@ -359,74 +359,36 @@ export class Exchange implements ConnectionOwner {
   }
 
   onResponseBody(chunk: Buffer): boolean {
+    const flow = this.#flow!;
     const pipe = this.#pipe;
-    if (!pipe) return this.#writeToClient(chunk);
-    if (pipe.push(chunk, false, this.#pipeSink)) return !this.#upstreamPaused;
+    if (!pipe) return flow.write(chunk);
+    if (pipe.push(chunk, false, this.#pipeSink)) return !flow.clientFull;
     // An async body filter has the chunk: hold the upstream until the filters caught up.
-    if (!this.#pipeHold) {
-      this.#pipeHold = true;
-      this.#conn?.socket.pause();
-      pipe.idle().then(() => {
-        this.#pipeHold = false;
-        if (!this.#upstreamPaused && !this.#finished) this.#conn?.socket.resume();
-      });
-    }
+    flow.holdUntil(pipe.idle(), () => !this.#finished);
     return false;
   }
 
   #pipeSink = (out: Buffer, eof: boolean): void => {
     if (eof) this.res.end(out.length ? out : undefined);
-    else if (out.length) this.#writeToClient(out);
+    else if (out.length) this.#flow!.write(out);
   };
-
-  #writeToClient(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
-    // The client reads slower than the upstream sends: stop reading the upstream until it drains.
-    if (!this.#upstreamPaused) {
-      this.#upstreamPaused = true;
-      this.#conn!.socket.pause();
-      this.res.once('drain', this.#onClientDrain);
-      if (this.settings.sendTimeoutMs > 0) this.#sendTimer = setTimeout(this.#onSendTimeout, this.settings.sendTimeoutMs);
-    }
-    return false;
-  }
 
   /** A client that stopped reading for send_timeout is cut, as nginx does. */
   #onSendTimeout = (): void => {
-    this.#sendTimer = undefined;
     if (this.#finished) return;
     this.ctx.failureReason = 'client timed out while reading the response';
     this.#dropConnection();
     this.#abortClient();
   };
 
-  #onClientDrain = (): void => {
-    this.#resumeUpstream();
-  };
-
-  #resumeUpstream(): void {
-    if (!this.#upstreamPaused) return;
-    this.#upstreamPaused = false;
-    if (this.#sendTimer) {
-      clearTimeout(this.#sendTimer);
-      this.#sendTimer = undefined;
-    }
-    this.res.off('drain', this.#onClientDrain);
-    if (!this.#pipeHold) this.#conn?.socket.resume();
-  }
-
   onResponseEnd(_trailers: string[] | undefined): void {
-    // A connection goes back to the pool flowing, never paused by this response's backpressure.
-    this.#resumeUpstream();
+    // A connection goes back to the pool flowing, never paused by this response's backpressure or an
+    // async body filter.
+    this.#flow?.release();
     const conn = this.#conn!;
     this.#conn = undefined;
     this.ctx.upstreamResponseTime = performance.now() - this.#sentAt;
     if (this.#node) this.upstream.balancer.finished?.(this.#node, performance.now() - this.#attemptStart, false);
-    // An async body filter may still hold the socket paused: a pooled connection must flow.
-    if (this.#pipeHold) {
-      this.#pipeHold = false;
-      conn.socket.resume();
-    }
     // The connection can carry another request only if our request went out completely.
     conn.detach(this.#bodySentThisAttempt);
     this.#finish();
@@ -458,7 +420,7 @@ export class Exchange implements ConnectionOwner {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#sendTimer) clearTimeout(this.#sendTimer);
+    this.#flow?.stop();
     if (this.#hasBody) {
       this.req.off('data', this.#onRequestData);
       this.req.off('end', this.#onRequestEnd);
